@@ -1,0 +1,5 @@
+"""`python -m labs` is the `lab` command."""
+
+from labs.cli import main
+
+main()

@@ -1,0 +1,40 @@
+"""The `lab` command: servers up and down, services, demos and the test suite.
+
+Every failure a user can meet prints one line, `lab: <what happened and what to do>`,
+and exits 1; a traceback means a bug in the lab.
+"""
+
+import sys
+
+import click
+
+from labs.cli.develop import test
+from labs.cli.running import demo, serve, token
+from labs.cli.servers import down, status, up
+from labs.errors import LabError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """A runnable systems lab on real Redis, PostgreSQL and Kafka."""
+
+
+for command in (up, status, down, serve, demo, token, test):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Run the CLI, turning a `LabError` into one line on stderr and exit status 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except LabError as exc:
+        click.echo(f"lab: {exc}", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        click.echo(f"lab: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("lab: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,108 @@
+"""`lab serve`, `lab demo` and `lab token`: running the lab's services and demos."""
+
+import asyncio
+import os
+import time
+
+import click
+import uvicorn
+
+from labs.admin_token import ENV_VAR as ADMIN_TOKEN_ENV
+from labs.admin_token import admin_token
+from labs.demos import DEMOS, DemoContext, DemoFailedError, DemoOutcome
+from labs.errors import LabError
+from labs.paths import state_dir
+from labs.servers import Fleet
+from labs.services import SERVICES
+from labs.settings import ServerUrls
+from labs.web.logs import configure_logging
+
+
+def _export_admin_token() -> None:
+    """Put the admin token in the environment the service reads, saying where it came from."""
+    token, generated = admin_token(state_dir())
+    os.environ[ADMIN_TOKEN_ENV] = token
+    if generated:
+        click.echo(f"admin token (set {ADMIN_TOKEN_ENV} to choose one): {token}", err=True)
+
+
+@click.command()
+@click.argument("service", metavar="SERVICE")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Defaults to the service's own."
+)
+def serve(service: str, host: str, port: int | None) -> None:
+    """Run SERVICE on the running servers (`lab serve --help` lists them)."""
+    entry = SERVICES.get(service)
+    if entry is None:
+        raise LabError(f"unknown service {service!r}: choose one of {', '.join(sorted(SERVICES))}")
+    urls = ServerUrls.discover()
+    for field in entry.needs:
+        urls.require(field)
+    _export_admin_token()
+    configure_logging(service)
+    uvicorn.run(
+        entry.factory,
+        factory=True,
+        host=host,
+        port=port or entry.default_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+serve.help = (
+    (serve.help or "")
+    + "\n\nServices: "
+    + ", ".join(f"{name} ({entry.summary})" for name, entry in sorted(SERVICES.items()))
+)
+
+
+async def _run_demo(name: str, context: DemoContext) -> DemoOutcome:
+    try:
+        return await DEMOS[name].load()(context)
+    except DemoFailedError as exc:
+        return DemoOutcome(proved=False, summary=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a crashed demo is reported, and the others still run
+        return DemoOutcome(proved=False, summary=f"crashed: {type(exc).__name__}: {exc}")
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--list", "list_only", is_flag=True, help="List the demos and exit.")
+def demo(name: str | None, list_only: bool) -> None:  # noqa: FBT001
+    """Bring the servers up and run one demo, or all of them: one line each, with numbers."""
+    if list_only:
+        for entry in DEMOS.values():
+            click.echo(f"{entry.name:16} {entry.summary}")
+        return
+    if name is not None and name not in DEMOS:
+        raise LabError(f"unknown demo {name!r}: choose one of {', '.join(DEMOS)}")
+    statuses = asyncio.run(Fleet(state_dir()).up())
+    click.echo("servers: " + ", ".join(f"{s.record.name} ({s.detail})" for s in statuses), err=True)
+    context = DemoContext(
+        urls=ServerUrls.discover(),
+        state_dir=state_dir(),
+        progress=lambda message: click.echo(f"  .. {message}", err=True),
+    )
+    failed = []
+    for demo_name in [name] if name else list(DEMOS):
+        click.echo(f"-> {demo_name}: {DEMOS[demo_name].summary}", err=True)
+        started = time.perf_counter()
+        outcome = asyncio.run(_run_demo(demo_name, context))
+        mark = "PROVED" if outcome.proved else "FAILED"
+        click.echo(f"{mark} {demo_name}: {outcome.summary} [{time.perf_counter() - started:.1f}s]")
+        if not outcome.proved:
+            failed.append(demo_name)
+    click.echo(
+        "the servers are still running: `lab status` shows them, `lab down` stops them", err=True
+    )
+    if failed:
+        raise LabError(f"{len(failed)} demo(s) did not prove their guarantee: {', '.join(failed)}")
+
+
+@click.command()
+def token() -> None:
+    """Print the admin token that guards mutating admin endpoints."""
+    click.echo(admin_token(state_dir())[0])

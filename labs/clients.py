@@ -1,0 +1,67 @@
+"""Client factories for the real servers, called from app lifespans, never at import.
+
+Each factory returns an unconnected client configured the same way across the lab:
+redis-py's asyncio client (hiredis parser when installed), SQLAlchemy's async engine
+on asyncpg, and aiokafka producers and consumers. The caller owns the client and
+closes it when its lifespan ends.
+"""
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from redis.asyncio import Redis, RedisCluster
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from labs.urls import sqlalchemy_url
+
+_REDIS_TIMEOUT_S = 2.0
+
+
+def redis_client(url: str, **options: Any) -> Redis:
+    """Return an asyncio Redis client for `url` with bounded timeouts."""
+    defaults: dict[str, Any] = {
+        "socket_timeout": _REDIS_TIMEOUT_S,
+        "socket_connect_timeout": _REDIS_TIMEOUT_S,
+        "health_check_interval": 30,
+    }
+    return Redis.from_url(url, **(defaults | options))
+
+
+def redis_cluster_client(url: str, **options: Any) -> RedisCluster:
+    """Return an asyncio Redis Cluster client that discovers every node from `url`."""
+    defaults: dict[str, Any] = {
+        "socket_timeout": _REDIS_TIMEOUT_S,
+        "socket_connect_timeout": _REDIS_TIMEOUT_S,
+    }
+    return RedisCluster.from_url(url, **(defaults | options))
+
+
+def sql_engine(url: str, **options: Any) -> AsyncEngine:
+    """Return an async SQLAlchemy engine on asyncpg for any PostgreSQL URL form."""
+    defaults: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+    return create_async_engine(sqlalchemy_url(url), **(defaults | options))
+
+
+def kafka_producer(bootstrap_servers: str, **options: Any) -> AIOKafkaProducer:
+    """Return an aiokafka producer that waits for all in-sync replicas (not started)."""
+    defaults: dict[str, Any] = {"acks": "all", "linger_ms": 5}
+    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, **(defaults | options))
+
+
+def kafka_consumer(
+    bootstrap_servers: str, *topics: str, group_id: str | None, **options: Any
+) -> AIOKafkaConsumer:
+    """Return an aiokafka consumer with manual commits, reading from the start (not started).
+
+    The session timeout is short (3 s) so that a killed consumer's partitions move
+    quickly; the embedded broker also delays a group join by about half of it.
+    """
+    defaults: dict[str, Any] = {
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": 3_000,
+        "heartbeat_interval_ms": 500,
+    }
+    return AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap_servers, group_id=group_id, **(defaults | options)
+    )

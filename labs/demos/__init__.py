@@ -1,0 +1,58 @@
+"""Demos: short runs on the real servers, each proving one guarantee with its numbers.
+
+A demo is an async function taking a `DemoContext` and returning a `DemoOutcome`
+whose one-line summary says what it proved and the figures it measured. `lab demo`
+runs them all; issues that add a part of the lab add their demo to `DEMOS`.
+"""
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from labs.settings import ServerUrls
+
+
+@dataclass(frozen=True)
+class DemoContext:
+    """What a demo gets: the servers, a place for files, and a progress callback."""
+
+    urls: ServerUrls
+    state_dir: Path
+    progress: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoOutcome:
+    """Whether the demo proved its guarantee, in one line with the measured figures."""
+
+    proved: bool
+    summary: str
+
+
+class DemoFailedError(Exception):
+    """Raised inside a demo when the servers did not behave as the guarantee says."""
+
+
+DemoFunction = Callable[[DemoContext], Awaitable[DemoOutcome]]
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A demo, named for `lab demo <name>`, imported only when it runs."""
+
+    name: str
+    target: str
+    summary: str
+
+    def load(self) -> DemoFunction:
+        """Import and return the demo's function."""
+        module, _, attribute = self.target.partition(":")
+        function: DemoFunction = getattr(importlib.import_module(module), attribute)
+        return function
+
+
+DEMOS: dict[str, Demo] = {
+    demo.name: demo
+    for demo in (Demo("smoke", "labs.demos.smoke:run", "write and read back each real server"),)
+}

@@ -1,0 +1,32 @@
+"""The services `lab serve` can run, by name.
+
+Each entry names an app factory by import path, so listing services imports none of
+them, and services never import each other. Issues that add a service add a line here.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service that `lab serve <name>` runs."""
+
+    name: str
+    factory: str
+    summary: str
+    default_port: int
+    needs: tuple[str, ...] = ()
+
+
+SERVICES: dict[str, Service] = {
+    service.name: service
+    for service in (
+        Service(
+            "servers",
+            "labs.servers_api:create_app",
+            "the real servers' health over HTTP",
+            8100,
+            ("redis_url", "database_url", "kafka_bootstrap_servers"),
+        ),
+    )
+}

@@ -1,0 +1,48 @@
+"""A real HTTP server for an app under test: uvicorn on a free loopback port, in a thread.
+
+Tests talk to the app over TCP, with its lifespan run, exactly as clients will; the
+thread has its own event loop so that synchronous tools (schemathesis) can call it.
+"""
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from labs.servers.process import free_port
+
+_START_TIMEOUT_S = 30.0
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Run `app` under uvicorn until the block ends; yield its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(server.serve())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    started = threading.Event()
+    while not started.wait(0.01):
+        if server.started:
+            started.set()
+        elif not thread.is_alive():
+            raise RuntimeError(f"the app did not start: {failure[0] if failure else 'see log'}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(_START_TIMEOUT_S)
