@@ -7,7 +7,6 @@ factory, and the one compose's dashboard uses to show the servers' health.
 """
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from labs.clock import Clock, SystemClock
 from labs.errors import describe
 from labs.servers.health import probe_kafka, probe_postgres, probe_redis
 from labs.settings import ServerUrls, ServiceSettings
+from labs.tasks import background
 from labs.urls import redact
 from labs.web import create_service_app, register_health_check
 
@@ -79,13 +79,8 @@ def create_app(
             url = getattr(app.state.urls, field)
             if url:
                 register_health_check(app, name, functools.partial(probe, url))
-        refresher = asyncio.create_task(_refresh_gauge(app, up, clock, settings.probe_interval_s))
-        try:
+        async with background(_refresh_gauge(app, up, clock, settings.probe_interval_s)):
             yield
-        finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
 
     app = create_service_app("servers", settings, lifespan=lifespan)
     up = Gauge(

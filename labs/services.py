@@ -28,5 +28,12 @@ SERVICES: dict[str, Service] = {
             8100,
             ("redis_url", "database_url", "kafka_bootstrap_servers"),
         ),
+        Service(
+            "rate-limiter",
+            "rate_limiter.app:create_app",
+            "five rate-limit algorithms on Redis server time",
+            8101,
+            ("redis_url",),
+        ),
     )
 }

@@ -54,5 +54,12 @@ class Demo:
 
 DEMOS: dict[str, Demo] = {
     demo.name: demo
-    for demo in (Demo("smoke", "labs.demos.smoke:run", "write and read back each real server"),)
+    for demo in (
+        Demo("smoke", "labs.demos.smoke:run", "write and read back each real server"),
+        Demo(
+            "rate-limiter",
+            "rate_limiter.demo:run",
+            "exact limits under 1000 concurrent requests, and what a denied client sees",
+        ),
+    )
 }

@@ -9,7 +9,7 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,15 @@ class Fleet:
         *,
         cluster: bool = False,
         ports: Mapping[str, int] | None = None,
+        only: Collection[str] | None = None,
         timeout_s: float = 60.0,
     ) -> list[ServerStatus]:
-        """Ensure every server is running and healthy; return their statuses."""
-        kinds = STANDALONE + (CLUSTER_NODES if cluster else ())
+        """Ensure every server (or those named in `only`) runs and is healthy."""
+        kinds = tuple(
+            kind
+            for kind in STANDALONE + (CLUSTER_NODES if cluster else ())
+            if only is None or kind.name in only
+        )
         with self.state.locked():
             records = self.state.load()
             started: list[str] = []
@@ -80,13 +85,10 @@ class Fleet:
         external = self.environ.get(kind.env_var)
         if external:
             return await _external(kind, external)
-        if recorded and recorded.managed and _alive(recorded):
-            try:
-                await kind.probe(recorded.url)
-            except Exception:  # noqa: BLE001 - a recorded server that does not answer is restarted
-                _stop(kind, recorded)
-            else:
+        if recorded and recorded.managed:
+            if _alive(recorded) and await _answers(kind, recorded.url):
                 return recorded
+            _stop(kind, recorded)  # a hung server is stopped; a dead one is reaped
         return await self._start(kind, port, timeout_s)
 
     async def _start(self, kind: ServerKind, port: int, timeout_s: float) -> ServerRecord:
@@ -151,6 +153,14 @@ class Fleet:
                     shutil.rmtree(self.directory / kind.name, ignore_errors=True)
                 shutil.rmtree(self.directory / "logs", ignore_errors=True)
         return stopped
+
+
+async def _answers(kind: ServerKind, url: str) -> bool:
+    try:
+        await kind.probe(url)
+    except Exception:  # noqa: BLE001 - any failure means it does not answer
+        return False
+    return True
 
 
 def _alive(record: ServerRecord) -> bool:

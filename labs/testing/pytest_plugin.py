@@ -12,6 +12,7 @@ broker is Apache Kafka.
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,15 @@ from labs.settings import ServerUrls
 
 _FOLDER_MARKERS = ("unit", "integration", "e2e")
 REAL_KAFKA_ENV = "LAB_REAL_KAFKA"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep Hypothesis' caches in the user's cache directory, out of the source tree."""
+    del config
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    os.environ.setdefault(
+        "HYPOTHESIS_STORAGE_DIRECTORY", str(cache_home / "systems-lab" / "hypothesis")
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -88,6 +98,46 @@ def redis_cluster_url(lab_fleet: Fleet) -> str:
     """A 3-master Redis Cluster, started the first time a test asks for it."""
     asyncio.run(lab_fleet.up(cluster=True))
     return ServerUrls.discover(lab_fleet.directory).require("redis_cluster_url")
+
+
+class DisposableRedis:
+    """A Redis server of one test's own, which the test may SIGKILL and restart."""
+
+    def __init__(self, directory: Path) -> None:
+        """Manage the server under `directory` (server URLs in the environment are ignored)."""
+        self.directory = directory
+        self._fleet = Fleet(directory, environ={})
+        self.url = ""
+        self.port = 0
+
+    async def start(self) -> None:
+        """Start the server, on the same port as before if it ran already."""
+        ports = {"redis": self.port} if self.port else {}
+        (status,) = await self._fleet.up(only={"redis"}, ports=ports)
+        self.url = status.record.url
+        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would."""
+        record = self._fleet.state.load()["redis"]
+        assert record.pid is not None  # noqa: S101 - the fleet started it
+        os.kill(record.pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Stop the server and delete its data."""
+        self._fleet.down(purge=True)
+
+
+@pytest.fixture
+def disposable_redis() -> Iterator[DisposableRedis]:
+    """A Redis of the test's own: kill it, restart it on the same port, nobody else notices."""
+    server = DisposableRedis(_world_traversable_tempdir("lab-redis-"))
+    asyncio.run(server.start())
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import httpx
 from labs.clock import ManualClock
 from labs.servers_api import ServersApiSettings, create_app
 from labs.settings import ServerUrls
-from labs.testing.live import serve_in_thread
+from labs.web.serve import serve_in_thread
 
 
 def test_servers_service_reports_each_real_server(lab_urls: ServerUrls) -> None:

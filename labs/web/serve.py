@@ -1,7 +1,8 @@
-"""A real HTTP server for an app under test: uvicorn on a free loopback port, in a thread.
+"""Serving an app for real inside this process: uvicorn on a free loopback port, in a thread.
 
-Tests talk to the app over TCP, with its lifespan run, exactly as clients will; the
-thread has its own event loop so that synchronous tools (schemathesis) can call it.
+Tests, demos and benchmarks talk to the app over TCP with its lifespan run, exactly
+as clients will; the thread has its own event loop, so synchronous callers (httpx,
+schemathesis, Locust) can use it too.
 """
 
 import asyncio
