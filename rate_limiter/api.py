@@ -33,13 +33,17 @@ MAX_KEY_LENGTH = 512
 MAX_BATCH = 32
 
 
-def get_engine(request: Request) -> Engine:
-    """Return the app's engine (built in the lifespan)."""
+async def get_engine(request: Request) -> Engine:
+    """Return the app's engine (built in the lifespan).
+
+    Async on purpose: FastAPI runs a plain `def` dependency on a worker thread, which
+    cost about 0.6 ms of CPU per request here.
+    """
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_rules(request: Request) -> RuleBook:
+async def get_rules(request: Request) -> RuleBook:
     """Return the app's rule book (built in the lifespan)."""
     rules: RuleBook = request.app.state.rules
     return rules

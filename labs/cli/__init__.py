@@ -8,8 +8,9 @@ import sys
 
 import click
 
+from labs.cli.bench import bench
 from labs.cli.develop import test
-from labs.cli.running import demo, serve, token
+from labs.cli.running import demo, experiment, serve, token
 from labs.cli.servers import down, status, up
 from labs.errors import LabError
 
@@ -19,7 +20,7 @@ def cli() -> None:
     """A runnable systems lab on real Redis, PostgreSQL and Kafka."""
 
 
-for command in (up, status, down, serve, demo, token, test):
+for command in (up, status, down, serve, demo, experiment, bench, token, test):
     cli.add_command(command)
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import time
+from pathlib import Path
 
 import click
 import uvicorn
@@ -11,7 +12,8 @@ from labs.admin_token import ENV_VAR as ADMIN_TOKEN_ENV
 from labs.admin_token import admin_token
 from labs.demos import DEMOS, DemoContext, DemoFailedError, DemoOutcome
 from labs.errors import LabError
-from labs.paths import state_dir
+from labs.experiments import EXPERIMENTS, ExperimentContext, Size
+from labs.paths import project_root, state_dir
 from labs.servers import Fleet
 from labs.services import SERVICES
 from labs.settings import ServerUrls
@@ -106,3 +108,41 @@ def demo(name: str | None, list_only: bool) -> None:  # noqa: FBT001
 def token() -> None:
     """Print the admin token that guards mutating admin endpoints."""
     click.echo(admin_token(state_dir())[0])
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--full", is_flag=True, help="The full size the READMEs quote (default: quick).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Makes the run reproducible.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write results (default: the lab's own results/ folder).",
+)
+@click.option("--list", "list_only", is_flag=True, help="List the experiments and exit.")
+def experiment(name: str | None, full: bool, seed: int, out: Path | None, list_only: bool) -> None:  # noqa: FBT001
+    """Run an experiment on the real servers and write its results file and plot."""
+    if list_only or name is None:
+        for listed in EXPERIMENTS.values():
+            click.echo(f"{listed.name:16} {listed.summary}")
+        return
+    entry = EXPERIMENTS.get(name)
+    if entry is None:
+        raise LabError(f"unknown experiment {name!r}: choose one of {', '.join(EXPERIMENTS)}")
+    asyncio.run(Fleet(state_dir()).up())
+    context = ExperimentContext(
+        urls=ServerUrls.discover(),
+        size=Size.FULL if full else Size.QUICK,
+        seed=seed,
+        results_dir=out or project_root() / entry.results,
+        progress=lambda message: click.echo(f"  .. {message}", err=True),
+    )
+    click.echo(f"-> {name} ({context.size}, seed {seed}): {entry.summary}", err=True)
+    started = time.perf_counter()
+    try:
+        summary = asyncio.run(entry.load()(context))
+    except Exception as exc:  # noqa: BLE001 - reported in one line; the results are not written
+        raise LabError(f"experiment {name} failed: {type(exc).__name__}: {exc}") from None
+    elapsed = time.perf_counter() - started
+    click.echo(f"{name}: {summary} [{elapsed:.1f}s, results in {context.results_dir}]")

@@ -5,11 +5,11 @@ whose one-line summary says what it proved and the figures it measured. `lab dem
 runs them all; issues that add a part of the lab add their demo to `DEMOS`.
 """
 
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labs.imports import load_target
 from labs.settings import ServerUrls
 
 
@@ -47,8 +47,7 @@ class Demo:
 
     def load(self) -> DemoFunction:
         """Import and return the demo's function."""
-        module, _, attribute = self.target.partition(":")
-        function: DemoFunction = getattr(importlib.import_module(module), attribute)
+        function: DemoFunction = load_target(self.target)
         return function
 
 
@@ -60,6 +59,11 @@ DEMOS: dict[str, Demo] = {
             "rate-limiter",
             "rate_limiter.demo:run",
             "exact limits under 1000 concurrent requests, and what a denied client sees",
+        ),
+        Demo(
+            "clock-skew",
+            "rate_limiter.experiments.clock_skew:demo",
+            "Redis-time limiters stay exact while client clocks are skewed by ±200 ms",
         ),
     )
 }

@@ -110,7 +110,12 @@ class Fleet:
         )
         try:
             version = await process.wait_until_healthy(
-                kind.name, proc, log_path, lambda: kind.ready(port), timeout_s
+                kind.name,
+                proc,
+                log_path,
+                lambda: kind.ready(port),
+                timeout_s,
+                hint="; if its data is damaged, `lab down --purge` starts afresh",
             )
         except BaseException:
             _stop(kind, record)

@@ -159,6 +159,8 @@ async def wait_until_healthy(
     log_path: Path,
     probe: Callable[[], Awaitable[str]],
     timeout_s: float,
+    *,
+    hint: str = "",
 ) -> str:
     """Poll `probe` until it answers; fail fast with the log's reason if the process exits."""
     deadline = time.monotonic() + timeout_s
@@ -168,7 +170,7 @@ async def wait_until_healthy(
         if code is not None:
             raise LabError(
                 f"{name} exited at start (code {code}): {last_error_line(log_path)} "
-                f"[log: {log_path}]; if its data is damaged, `lab down --purge` starts afresh"
+                f"[log: {log_path}]{hint}"
             )
         try:
             return await probe()

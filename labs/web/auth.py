@@ -16,7 +16,7 @@ from labs.web.problems import ProblemError
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="lab-admin"'}
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """Pass when the request carries `Authorization: Bearer <the admin token>`."""
     expected: str | None = request.app.state.admin_token
     if expected is None:

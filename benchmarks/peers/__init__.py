@@ -1,0 +1,1 @@
+"""The peers a target is compared with: other implementations on the same servers."""

@@ -1,0 +1,185 @@
+"""Tables from results files: what `lab bench` prints and what benchmarks/README.md quotes.
+
+`render_table(document)` turns one results file into Markdown: the Locust runs, the
+in-process measurement and the goals with their verdicts. Nothing in it is typed by
+hand: `update_readme` replaces the block between a target's markers with the table of
+its latest results file, so a README only ever quotes a measured figure.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def latest(results_dir: Path) -> Path | None:
+    """Return the newest results file in `results_dir` (names are UTC timestamps)."""
+    files = sorted(results_dir.glob("*.json"))
+    return files[-1] if files else None
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a results file."""
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+_NONE = "-"
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return _NONE
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _percent(value: float | None) -> str:
+    return _NONE if value is None else f"{value * 100:.1f}%"
+
+
+def _cpu(shares: dict[str, float | None]) -> str:
+    """Processes in cores, the machine in percent of all its cores."""
+    if not shares:
+        return _NONE
+    cores = f"{_fmt(shares.get('service'))}, {_fmt(shares.get('locust'))}"
+    return f"{cores}; {_percent(shares.get('machine'))}"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _runs_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        _row(
+            [
+                "run",
+                "users",
+                "req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "errors",
+                "429s",
+                "mismatches",
+                "CPU: service, Locust (cores); machine",
+                "service CPU ms/req",
+            ]
+        ),
+        _row(["---"] + ["---:"] * 11),
+    ]
+    for label, run in results["runs"].items():
+        latency = run["latency_ms"]
+        name = label.replace("@half-peak", f" at half peak (paced to {_fmt(run['target_rps'], 0)})")
+        lines.append(
+            _row(
+                [
+                    name,
+                    _fmt(run["users"]),
+                    _fmt(run["rps"], 0),
+                    *(_fmt(latency[p]) for p in ("p50", "p95", "p99", "p99.9")),
+                    _percent(run["error_rate"]),
+                    _percent(run["rejection_rate"]),
+                    _fmt(run["decisions"]["mismatches"]),
+                    _cpu(run.get("cpu_share", {})),
+                    _fmt(run.get("service_cpu_ms_per_request")),
+                ]
+            )
+        )
+    return lines
+
+
+_INPROCESS_ROWS = (
+    ("noop", "no-op EVALSHA (`return 1`): the ceiling"),
+    ("decision", "`RedisLimiter.check` (the decision)"),
+    ("noop_with_args", "no-op EVALSHA sent a decision's KEYS and ARGV"),
+    ("script", "limiter.lua with prebuilt arguments (no adapter)"),
+)
+
+
+def _inprocess_table(decisions: dict[str, Any]) -> list[str]:
+    concurrency = decisions["concurrency"]
+    lines = [
+        _row(
+            [
+                "in process (no HTTP)",
+                "p50 ms",
+                "p99 ms",
+                "calls/s, 1 in flight",
+                f"calls/s, {concurrency} in flight",
+                "server µs/call",
+                "x no-op p50",
+            ]
+        ),
+        _row(["---"] + ["---:"] * 6),
+    ]
+    noop_p50 = decisions["noop"]["sequential"]["rt_ms"]["p50"]
+    for kind, name in _INPROCESS_ROWS:
+        if kind not in decisions:
+            continue
+        sequential = decisions[kind]["sequential"]
+        concurrent = decisions[kind].get("concurrent", {})
+        p50 = sequential["rt_ms"]["p50"]
+        lines.append(
+            _row(
+                [
+                    name,
+                    _fmt(p50, 3),
+                    _fmt(sequential["rt_ms"]["p99"], 3),
+                    _fmt(sequential["per_s"], 0),
+                    _fmt(concurrent.get("per_s"), 0),
+                    _fmt(sequential.get("server_usec_per_call"), 1),
+                    _fmt(p50 / noop_p50 if p50 and noop_p50 else None),
+                ]
+            )
+        )
+    return lines
+
+
+def _goals_table(goals: list[dict[str, Any]]) -> list[str]:
+    lines = [_row(["goal", "measured", "verdict", "figures"]), _row(["---", "---:", "---", "---"])]
+    for goal in goals:
+        verdict = "met" if goal["met"] else "**missed**"
+        lines.append(_row([goal["goal"], _fmt(goal["figure"]), verdict, goal["detail"]]))
+    return lines
+
+
+def render_table(document: dict[str, Any]) -> str:
+    """Return one results file as Markdown: context line, runs, in-process, goals."""
+    results = document["results"]
+    profile = document.get("profile", {})
+    machine = document.get("machine", {})
+    versions = document.get("versions", {})
+    context = (
+        f"`{document['name']}` ({profile.get('name')} profile: {profile.get('users')} users, "
+        f"{profile.get('duration_s')} s per run, seed {profile.get('seed')}), commit "
+        f"{document.get('commit')}, {machine.get('cores')} x {machine.get('cpu')}, "
+        f"{versions.get('redis_server')}, Python {versions.get('python')}, "
+        f"locust {versions.get('locust')}, limits {versions.get('limits')}"
+    )
+    parts = [context, "", *_runs_table(results)]
+    if "decisions" in results:
+        parts += ["", *_inprocess_table(results["decisions"])]
+    parts += ["", *_goals_table(results["goals"])]
+    return "\n".join(parts) + "\n"
+
+
+def markers(target: str) -> tuple[str, str]:
+    """Return the comments that enclose a target's generated table in a README."""
+    return f"<!-- bench:{target}:start -->", f"<!-- bench:{target}:end -->"
+
+
+def update_readme(readme: Path, target: str, document: dict[str, Any]) -> bool:
+    """Replace the target's generated block in `readme`; return False when it has no markers."""
+    start, end = markers(target)
+    text = readme.read_text()
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{render_table(document)}{end}{tail}")
+    return True
