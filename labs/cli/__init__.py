@@ -1,9 +1,11 @@
 """The `lab` command: servers up and down, services, demos and the test suite.
 
 Every failure a user can meet prints one line, `lab: <what happened and what to do>`,
-and exits 1; a traceback means a bug in the lab.
+and exits 1. An unexpected error (a bug in the lab) prints one line too, naming it;
+`LAB_DEBUG=1` shows its traceback.
 """
 
+import os
 import sys
 
 import click
@@ -39,3 +41,10 @@ def main() -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("LAB_DEBUG") == "1":
+            raise
+        click.echo(
+            f"lab: unexpected {type(exc).__name__}: {exc} (LAB_DEBUG=1 shows where)", err=True
+        )
+        sys.exit(1)

@@ -16,9 +16,13 @@ _PROBE_TIMEOUT_S = 3.0
 
 
 async def probe_redis(url: str) -> str:
-    """PING the server at `url` and return its version (Valkey's, where it is Valkey)."""
+    """PING the server at `url` and return its version (Valkey's, where it is Valkey).
+
+    PING, unlike INFO, fails while the server is still loading its data from disk.
+    """
     client = aioredis.Redis.from_url(url, socket_timeout=_PROBE_TIMEOUT_S)
     try:
+        await client.ping()
         info = await client.info("server")
     finally:
         await client.aclose()
