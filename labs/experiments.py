@@ -63,6 +63,12 @@ EXPERIMENTS: dict[str, Experiment] = {
             "rate_limiter/results",
         ),
         Experiment(
+            "sliding-window",
+            "rate_limiter.experiments.sliding_window:run",
+            "the sliding-window approximation's error against the exact sliding log",
+            "rate_limiter/results",
+        ),
+        Experiment(
             "multi-region",
             "rate_limiter.experiments.multi_region:run",
             "three regions sharing a limit: local, strict and eventual modes across delays",
