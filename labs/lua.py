@@ -10,6 +10,7 @@ contract (`-- KEYS[1]`, `-- ARGV[1]`, `-- returns`), which `load` checks.
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import Any, TypeAlias
 
@@ -29,9 +30,9 @@ class LuaScript:
     name: str
     source: str
 
-    @property
+    @cached_property
     def sha(self) -> str:
-        """Return the SHA1 that EVALSHA uses."""
+        """Return the SHA1 that EVALSHA uses (computed once)."""
         return hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
 
     async def __call__(

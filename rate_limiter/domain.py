@@ -10,6 +10,7 @@ never be allowed, is refused with a clear `ValueError` instead of deciding wrong
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from math import gcd
 
 US_PER_MS = 1_000
@@ -82,7 +83,7 @@ class Limit:
         """Return the period in microseconds."""
         return self.period_ms * US_PER_MS
 
-    @property
+    @cached_property
     def rate(self) -> tuple[int, int]:
         """Return the refill rate as `(units, per_us)` in lowest terms: limit / period_us."""
         divisor = gcd(self.limit, self.period_us)

@@ -10,6 +10,7 @@ protection degrades to per-instance limits instead of vanishing.
 
 import re
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -58,15 +59,24 @@ class RuleSpec(LimitSpec):
     @model_validator(mode="after")
     def _limits_are_runnable(self) -> Self:
         """Build every limit once, so an invalid combination fails here and not in a check."""
-        self.limit_for("")
-        for key in self.overrides:
-            self.limit_for(key)
+        _ = self._own_limit, self._override_limits
         return self
 
     def limit_for(self, key: str) -> Limit:
         """Return the limit that applies to `key`: its override, or the rule's own."""
-        spec: LimitSpec = self.overrides.get(key, self)
-        return Limit(self.algorithm, spec.limit, spec.period_ms, spec.burst)
+        return self._override_limits.get(key) or self._own_limit
+
+    @cached_property
+    def _own_limit(self) -> Limit:
+        """The rule's limit, built (and validated) once: checks ask for it on every request."""
+        return Limit(self.algorithm, self.limit, self.period_ms, self.burst)
+
+    @cached_property
+    def _override_limits(self) -> dict[str, Limit]:
+        return {
+            key: Limit(self.algorithm, spec.limit, spec.period_ms, spec.burst)
+            for key, spec in self.overrides.items()
+        }
 
 
 class Rule(RuleSpec):

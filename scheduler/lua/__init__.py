@@ -1,0 +1,1 @@
+"""The scheduler's Lua scripts, loaded with `labs.lua.load("scheduler.lua", name)`."""

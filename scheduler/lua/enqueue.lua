@@ -1,0 +1,40 @@
+-- Enqueue one job: its hash, then the ready set (due now) or the scheduled set.
+-- KEYS[1]: scheduled ZSET (job id -> run time, ms)
+-- KEYS[2]: ready ZSET (job id -> (MAX_PRIORITY - priority) * 2^49 + sequence)
+-- KEYS[3]: sequence counter (INCR), FIFO order within a priority
+-- KEYS[4]: the job's hash
+-- KEYS[5]: optional dedupe key (a string holding the first job's id)
+-- ARGV[1]: now in ms, or "" to read Redis TIME (production: the only clock)
+-- ARGV[2]: job id; ARGV[3]: type; ARGV[4]: payload (JSON); ARGV[5]: priority (0..9)
+-- ARGV[6]: max attempts; ARGV[7]: run time in ms, or "" for now
+-- returns {id, 1} for a new job, or {first id, 0} when the dedupe key already exists.
+
+local function int(x) return string.format('%d', x) end
+
+local now = tonumber(ARGV[1])
+if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local id = ARGV[2]
+local dedupe = ''
+if #KEYS >= 5 then
+    dedupe = KEYS[5]
+    local first = redis.call('GET', dedupe)
+    if first then return {first, 0} end
+    redis.call('SET', dedupe, id)
+end
+local priority = tonumber(ARGV[5])
+local run_at = tonumber(ARGV[7]) or now
+local state = 'queued'
+if run_at > now then
+    state = 'scheduled'
+    redis.call('ZADD', KEYS[1], int(run_at), id)
+else
+    local seq = redis.call('INCR', KEYS[3])
+    redis.call('ZADD', KEYS[2], int((9 - priority) * 562949953421312 + seq), id)
+end
+redis.call('HSET', KEYS[4], 'id', id, 'type', ARGV[3], 'payload', ARGV[4],
+    'priority', int(priority), 'attempts', 0, 'max_attempts', ARGV[6],
+    'run_at', int(run_at), 'enqueued_at', int(now), 'state', state, 'dedupe', dedupe)
+return {id, 1}

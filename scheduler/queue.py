@@ -1,0 +1,259 @@
+"""The Redis adapter: every queue mutation is one atomic Lua script on Redis server time.
+
+Pattern: a job is a hash; where it is in its life is which sorted set holds its id —
+`scheduled` (by run time), `ready` (by priority, then FIFO) or `leases` (by lease
+deadline). `claim` moves due jobs into `leases` with an owner and a fencing token
+(the attempt number); `heartbeat` extends a lease; `ack` deletes the job; `nack`
+schedules a retry or declares it dead; `reclaim`, run by every worker, returns
+expired leases to the ready set. Guarantee: at least once — a job leaves Redis only by
+an ack or as a dead job handed back to the caller, and a delivery whose lease was
+reclaimed can no longer heartbeat, ack or nack (fencing), so a stalled worker cannot
+complete or fail a job that another worker now runs. The failures it handles: a worker
+killed mid-job (its lease expires and `reclaim` re-delivers), two workers reclaiming at
+once (scripts are atomic: one moves the job, the other sees nothing), a duplicate
+enqueue (an optional dedupe key returns the first id), a script cache flushed by a
+restart (labs.lua reloads on NOSCRIPT), and unbounded memory (acked and dead jobs are
+deleted with their dedupe keys). All times come from Redis `TIME` unless a test passes
+an explicit `now_ms`. All keys of a queue share one hash tag, so a cluster runs it on
+one slot.
+"""
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis, RedisCluster
+
+from labs.keys import KeyBuilder
+from labs.lua import ScriptArg, load
+from scheduler.domain import DEFAULT_MAX_ATTEMPTS, MIN_PRIORITY, DeadJob, Job
+
+ENQUEUE = load("scheduler.lua", "enqueue")
+CLAIM = load("scheduler.lua", "claim")
+HEARTBEAT = load("scheduler.lua", "heartbeat")
+ACK = load("scheduler.lua", "ack")
+NACK = load("scheduler.lua", "nack")
+RECLAIM = load("scheduler.lua", "reclaim")
+
+PROMOTE_BATCH = 1_000
+"""Scheduled jobs promoted per claim at most, so one script never runs long."""
+RECLAIM_BATCH = 1_000
+"""Expired leases reclaimed per call at most."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A claimed job, held by `worker_id` until `deadline_ms` (Redis time) unless extended."""
+
+    job: Job
+    worker_id: str
+    deadline_ms: int
+
+    @property
+    def token(self) -> int:
+        """Return the fencing token: the attempt number this delivery is."""
+        return self.job.attempts
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """The id of the job, and whether this call created it (False: a dedupe hit)."""
+
+    id: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Nacked:
+    """What a nack did: refused (lease lost), a retry at `retry_at_ms`, or a dead job."""
+
+    refused: bool = False
+    retry_at_ms: int | None = None
+    dead: DeadJob | None = None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many jobs are in each set."""
+
+    scheduled: int
+    ready: int
+    leased: int
+
+
+class RedisQueue:
+    """One named queue on Redis (standalone or cluster)."""
+
+    def __init__(
+        self, redis: Redis | RedisCluster, keys: KeyBuilder, name: str = "default"
+    ) -> None:
+        """Keep the queue `name` in `redis`, under keys built by `keys`, all tagged `name`."""
+        self._redis = redis
+        self._scheduled = keys.tagged(name, "scheduled")
+        self._ready = keys.tagged(name, "ready")
+        self._leases = keys.tagged(name, "leases")
+        self._seq = keys.tagged(name, "seq")
+        self._job_prefix = keys.tagged(name, "job") + ":"
+        self._dedupe_prefix = keys.tagged(name, "dedupe") + ":"
+
+    def job_key(self, job_id: str) -> str:
+        """Return the key of a job's hash."""
+        return self._job_prefix + job_id
+
+    async def enqueue(
+        self,
+        job_type: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        priority: int = MIN_PRIORITY,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        run_at_ms: int | None = None,
+        dedupe_key: str | None = None,
+        job_id: str | None = None,
+        now_ms: int | None = None,
+    ) -> Enqueued:
+        """Add a job, due at `run_at_ms` (Redis ms; None: now); return its id.
+
+        With `dedupe_key`, a second enqueue while the first job lives (until its ack
+        or death) returns the first job's id and `created=False`.
+        """
+        job = Job(
+            id=job_id or uuid.uuid4().hex,
+            type=job_type,
+            payload=dict(payload or {}),
+            priority=priority,
+            max_attempts=max_attempts,
+            run_at_ms=run_at_ms,
+        )
+        keys = [self._scheduled, self._ready, self._seq, self.job_key(job.id)]
+        if dedupe_key is not None:
+            keys.append(self._dedupe_prefix + dedupe_key)
+        args: list[ScriptArg] = [
+            _now(now_ms),
+            job.id,
+            job.type,
+            json.dumps(job.payload, separators=(",", ":")),
+            job.priority,
+            job.max_attempts,
+            "" if run_at_ms is None else run_at_ms,
+        ]
+        first_id, created = await ENQUEUE(self._redis, keys, args)
+        return Enqueued(id=_text(first_id), created=bool(created))
+
+    async def claim(
+        self, worker_id: str, n: int, lease_ms: int, *, now_ms: int | None = None
+    ) -> list[Lease]:
+        """Lease up to `n` due jobs to `worker_id` for `lease_ms`, highest priority first."""
+        _check_lease(lease_ms)
+        keys = [self._scheduled, self._ready, self._leases, self._seq]
+        args: list[ScriptArg] = [
+            _now(now_ms),
+            worker_id,
+            n,
+            lease_ms,
+            self._job_prefix,
+            PROMOTE_BATCH,
+        ]
+        rows = await CLAIM(self._redis, keys, args)
+        return [_lease(worker_id, row) for row in rows]
+
+    async def heartbeat(
+        self, worker_id: str, leases: Sequence[Lease], lease_ms: int, *, now_ms: int | None = None
+    ) -> list[bool]:
+        """Extend each lease `worker_id` still holds to now + `lease_ms`; False where lost."""
+        _check_lease(lease_ms)
+        if not leases:
+            return []
+        keys = [self._leases, *(self.job_key(lease.job.id) for lease in leases)]
+        args: list[ScriptArg] = [_now(now_ms), worker_id, lease_ms]
+        args += [lease.token for lease in leases]
+        return [bool(held) for held in await HEARTBEAT(self._redis, keys, args)]
+
+    async def ack(self, lease: Lease) -> bool:
+        """Complete the job and delete it; False (nothing changed) if the lease was lost."""
+        keys = [self._leases, self.job_key(lease.job.id)]
+        return bool(await ACK(self._redis, keys, [lease.worker_id, lease.token]))
+
+    async def nack(
+        self, lease: Lease, delay_ms: int = 0, error: str = "", *, now_ms: int | None = None
+    ) -> Nacked:
+        """Fail this delivery: retry after `delay_ms` (Redis time), or dead if out of attempts.
+
+        The delay is relative to Redis `TIME`, not an absolute time from the worker's
+        clock, so a worker's clock skew cannot move a retry.
+        """
+        if delay_ms < 0:
+            raise ValueError("a retry delay cannot be negative")
+        keys = [self._leases, self._scheduled, self._ready, self._seq, self.job_key(lease.job.id)]
+        args: list[ScriptArg] = [_now(now_ms), lease.worker_id, lease.token, delay_ms, error]
+        reply = await NACK(self._redis, keys, args)
+        status = _text(reply[0])
+        if status == "refused":
+            return Nacked(refused=True)
+        if status == "retrying":
+            return Nacked(retry_at_ms=int(reply[1]))
+        return Nacked(dead=_dead(reply[1]))
+
+    async def reclaim(self, *, now_ms: int | None = None) -> tuple[int, list[DeadJob]]:
+        """Return expired leases to the ready set; return (how many, jobs that died)."""
+        keys = [self._leases, self._ready, self._seq]
+        args: list[ScriptArg] = [_now(now_ms), RECLAIM_BATCH, self._job_prefix]
+        requeued, *dead = await RECLAIM(self._redis, keys, args)
+        return int(requeued), [_dead(flat) for flat in dead]
+
+    async def counts(self) -> Counts:
+        """Return how many jobs are scheduled, ready and leased."""
+        scheduled = await self._redis.zcard(self._scheduled)
+        ready = await self._redis.zcard(self._ready)
+        leased = await self._redis.zcard(self._leases)
+        return Counts(scheduled=int(scheduled), ready=int(ready), leased=int(leased))
+
+    async def owner(self, job_id: str) -> str | None:
+        """Return the worker that holds the job's lease, or None."""
+        if await self._redis.zscore(self._leases, job_id) is None:
+            return None
+        owner = await self._redis.hget(self.job_key(job_id), "owner")
+        return None if owner is None else _text(owner)
+
+
+def _now(now_ms: int | None) -> ScriptArg:
+    return "" if now_ms is None else now_ms
+
+
+def _check_lease(lease_ms: int) -> None:
+    if lease_ms < 1:
+        raise ValueError("a lease must last at least 1 ms")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _lease(worker_id: str, row: Sequence[Any]) -> Lease:
+    job_id, job_type, payload, priority, attempts, max_attempts, run_at, deadline = row
+    job = Job(
+        id=_text(job_id),
+        type=_text(job_type),
+        payload=json.loads(payload),
+        priority=int(priority),
+        attempts=int(attempts),
+        max_attempts=int(max_attempts),
+        run_at_ms=int(run_at),
+    )
+    return Lease(job=job, worker_id=worker_id, deadline_ms=int(deadline))
+
+
+def _dead(flat: Sequence[bytes | str]) -> DeadJob:
+    fields = {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+    job = Job(
+        id=fields["id"],
+        type=fields["type"],
+        payload=json.loads(fields["payload"]),
+        priority=int(fields["priority"]),
+        attempts=int(fields["attempts"]),
+        max_attempts=int(fields["max_attempts"]),
+        run_at_ms=int(fields["run_at"]),
+    )
+    return DeadJob(job=job, error=fields.get("error", ""))
