@@ -36,6 +36,7 @@ HEARTBEAT = load("scheduler.lua", "heartbeat")
 ACK = load("scheduler.lua", "ack")
 NACK = load("scheduler.lua", "nack")
 RECLAIM = load("scheduler.lua", "reclaim")
+RELEASE = load("scheduler.lua", "release")
 
 PROMOTE_BATCH = 1_000
 """Scheduled jobs promoted per claim at most, so one script never runs long."""
@@ -195,6 +196,11 @@ class RedisQueue:
         if status == "retrying":
             return Nacked(retry_at_ms=int(reply[1]))
         return Nacked(dead=_dead(reply[1]))
+
+    async def release(self, lease: Lease) -> bool:
+        """Hand the job back to the ready set without using up an attempt (graceful stop)."""
+        keys = [self._leases, self._ready, self._seq, self.job_key(lease.job.id)]
+        return bool(await RELEASE(self._redis, keys, [lease.worker_id, lease.token]))
 
     async def reclaim(self, *, now_ms: int | None = None) -> tuple[int, list[DeadJob]]:
         """Return expired leases to the ready set; return (how many, jobs that died)."""

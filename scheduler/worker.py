@@ -1,0 +1,280 @@
+"""The worker: an asyncio loop that reclaims, claims, runs, heartbeats and acks.
+
+Pattern: each pass of the loop first reclaims expired leases (so every live worker is
+also the dead workers' janitor), then claims as many jobs as it has free slots, runs
+each handler under a timeout, acks on success and nacks with full-jitter backoff on
+failure. A heartbeat task extends the leases of running jobs every `lease_ms / 3`; a
+lease found lost (reclaimed after a stall) cancels its handler, whose ack would be
+refused anyway. Guarantee: at least once — a job is acked only after its handler
+returned, so a kill at any moment leaves it leased, and the next reclaim after
+`lease_ms` re-delivers it. The failures it handles: a handler that raises or hangs
+(nack with backoff; dead after `max_attempts`), a Redis error in the loop or the
+heartbeat (logged; the loop carries on), and a graceful stop (`drain`: stop claiming,
+let running jobs finish within a grace, hand the rest back without using an attempt).
+Dead jobs go to `on_dead` (a later PostgreSQL dead-letter queue; logged by default).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from labs.clients import redis_client
+from labs.clock import Clock, SystemClock
+from labs.keys import KeyBuilder
+from scheduler.domain import DeadJob, Job, RetryPolicy
+from scheduler.handlers import Handler, builtin_handlers
+from scheduler.queue import Lease, RedisQueue
+
+log = logging.getLogger(__name__)
+
+DeadSink = Callable[[DeadJob], Awaitable[None]]
+
+
+class HandlerTimeoutError(Exception):
+    """The handler ran longer than the worker's timeout."""
+
+
+class UnknownJobTypeError(Exception):
+    """No handler is registered for the job's type."""
+
+
+async def _log_dead(dead: DeadJob) -> None:
+    log.warning("job %s (%s) is dead: %s", dead.job.id, dead.job.type, dead.error)
+
+
+async def _unknown_type(job: Job) -> None:
+    raise UnknownJobTypeError(job.type)
+
+
+class Worker:
+    """Runs jobs from one queue, up to `concurrency` at a time."""
+
+    def __init__(
+        self,
+        queue: RedisQueue,
+        handlers: Mapping[str, Handler],
+        *,
+        clock: Clock,
+        rng: random.Random,
+        concurrency: int = 10,
+        lease_ms: int = 5_000,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 300.0,
+        poll_s: float = 0.1,
+        worker_id: str | None = None,
+        on_dead: DeadSink = _log_dead,
+    ) -> None:
+        """Take jobs from `queue`; time and chance only from `clock` and `rng`."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
+        self._queue = queue
+        self._handlers = dict(handlers)
+        self._clock = clock
+        self._rng = rng
+        self._concurrency = concurrency
+        self._lease_ms = lease_ms
+        self._retry = retry or RetryPolicy()
+        self._timeout_s = timeout_s
+        self._poll_s = poll_s
+        self._on_dead = on_dead
+        self._running: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
+        self._stop = asyncio.Event()
+        self.processed = 0
+        """Deliveries finished (acked, nacked, or found lost), for tests and metrics."""
+
+    @property
+    def in_flight(self) -> int:
+        """Return how many jobs are running now."""
+        return len(self._running)
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Work until `drain()`; with `burst`, also return once nothing is due or running."""
+        heartbeat = asyncio.create_task(self._heartbeat_loop())
+        try:
+            while not self._stop.is_set():
+                claimed = await self._pass()
+                if burst and not claimed and not self._running:
+                    break
+                await self._wait_for_work()
+            if self._running:
+                await asyncio.wait([task for _, task in self._running.values()])
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop claiming; let running jobs finish for `grace_s`; hand the rest back."""
+        self._stop.set()
+        tasks = [task for _, task in self._running.values()]
+        if tasks:
+            await _first_of(asyncio.wait(tasks), self._clock.sleep(grace_s))
+        left = list(self._running.values())
+        for _, task in left:
+            task.cancel()
+        for lease, task in left:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(RedisError):
+                await self._queue.release(lease)
+
+    async def _pass(self) -> int:
+        """Reclaim, then claim for the free slots; return how many jobs were claimed."""
+        try:
+            _, dead = await self._queue.reclaim()
+            for job in dead:
+                await self._on_dead(job)
+            free = self._concurrency - len(self._running)
+            leases = await self._queue.claim(self.id, free, self._lease_ms) if free > 0 else []
+        except RedisError:
+            log.exception("worker %s: Redis failed; retrying after %s s", self.id, self._poll_s)
+            return 0
+        for lease in leases:
+            task = asyncio.create_task(self._deliver(lease))
+            self._running[lease.job.id] = (lease, task)
+        return len(leases)
+
+    async def _wait_for_work(self) -> None:
+        """Wait until a job finishes, the poll interval passes, or a drain starts."""
+        waiters: list[Awaitable[Any]] = [task for _, task in self._running.values()]
+        await _first_of(
+            asyncio.wait(waiters) if waiters else asyncio.Event().wait(),
+            self._clock.sleep(self._poll_s),
+            self._stop.wait(),
+        )
+
+    async def _deliver(self, lease: Lease) -> None:
+        job = lease.job
+        try:
+            handler = self._handlers.get(job.type, _unknown_type)
+            await self._within_timeout(handler(job))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any handler failure fails the attempt
+            await self._settle(lease, self._fail(lease, error))
+        else:
+            await self._settle(lease, self._ack(lease))
+        finally:
+            self._running.pop(job.id, None)
+            self.processed += 1
+
+    async def _settle(self, lease: Lease, outcome: Awaitable[None]) -> None:
+        """Record an outcome; if Redis fails, the lease expires and the job runs again."""
+        try:
+            await outcome
+        except RedisError:
+            log.exception("job %s: could not record its outcome; it will run again", lease.job.id)
+
+    async def _ack(self, lease: Lease) -> None:
+        if not await self._queue.ack(lease):
+            log.warning("job %s: ack refused, the lease was lost", lease.job.id)
+
+    async def _fail(self, lease: Lease, error: BaseException) -> None:
+        delay = self._retry.delay_ms(lease.job.attempts, self._rng)
+        result = await self._queue.nack(lease, delay, repr(error))
+        if result.dead is not None:
+            await self._on_dead(result.dead)
+        elif result.refused:
+            log.warning("job %s: nack refused, the lease was lost", lease.job.id)
+
+    async def _within_timeout(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        finished = await _first_of(task, self._clock.sleep(self._timeout_s))
+        if not finished:
+            raise HandlerTimeoutError(f"ran longer than {self._timeout_s} s")
+        task.result()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self._clock.sleep(self._lease_ms / 3 / 1000)
+            running = list(self._running.values())
+            if not running:
+                continue
+            try:
+                held = await self._queue.heartbeat(
+                    self.id, [lease for lease, _ in running], self._lease_ms
+                )
+            except RedisError:
+                log.exception("worker %s: heartbeat failed", self.id)
+                continue
+            for (lease, task), still_held in zip(running, held, strict=True):
+                if not still_held:
+                    log.warning("job %s: lease lost; cancelling its handler", lease.job.id)
+                    task.cancel()
+
+
+async def _first_of(first: Awaitable[Any], *others: Awaitable[Any]) -> bool:
+    """Run the awaitables until one finishes, cancel the rest; return whether `first` won."""
+    tasks = [asyncio.ensure_future(each) for each in (first, *others)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        losers = [task for task in tasks if not task.done()]
+        for task in losers:
+            task.cancel()
+        await asyncio.gather(*losers, return_exceptions=True)
+    return tasks[0] in done
+
+
+async def serve(
+    redis_url: str, prefix: str, queue: str, *, concurrency: int, lease_ms: int, grace_s: float
+) -> None:
+    """Run a worker with the built-in handlers until SIGTERM or SIGINT, then drain."""
+    client = redis_client(redis_url)
+    clock = SystemClock()
+    rng = random.Random()
+    worker = Worker(
+        RedisQueue(client, KeyBuilder(prefix), queue),
+        builtin_handlers(clock, rng),
+        clock=clock,
+        rng=rng,
+        concurrency=concurrency,
+        lease_ms=lease_ms,
+    )
+    loop = asyncio.get_running_loop()
+    draining: set[asyncio.Task[None]] = set()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(
+            signum, lambda: draining.add(asyncio.create_task(worker.drain(grace_s)))
+        )
+    try:
+        await worker.run()
+        await asyncio.gather(*draining)
+    finally:
+        await client.aclose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m scheduler.worker --redis-url URL`: one worker process."""
+    parser = argparse.ArgumentParser(prog="scheduler.worker", description=main.__doc__)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--prefix", default="sched")
+    parser.add_argument("--queue", default="default")
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--lease-ms", type=int, default=5_000)
+    parser.add_argument("--grace-s", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(
+        serve(
+            args.redis_url,
+            args.prefix,
+            args.queue,
+            concurrency=args.concurrency,
+            lease_ms=args.lease_ms,
+            grace_s=args.grace_s,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
