@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from labs.cli.registry import list_entries, pick
 from labs.errors import LabError
 from labs.paths import state_dir
 from labs.servers import Fleet
@@ -64,12 +65,9 @@ def bench(  # noqa: PLR0917 - click passes one argument per option
     from benchmarks.targets import TARGETS  # noqa: PLC0415
 
     if list_only or target is None:
-        for listed in TARGETS.values():
-            click.echo(f"{listed.name:16} {listed.summary}")
+        list_entries(TARGETS)
         return
-    entry = TARGETS.get(target)
-    if entry is None:
-        raise LabError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+    entry = pick(TARGETS, target, "target")
     home = Path(benchmarks.__file__).parent
     root = out or home / "results"
     if table:

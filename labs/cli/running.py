@@ -10,6 +10,7 @@ import uvicorn
 
 from labs.admin_token import ENV_VAR as ADMIN_TOKEN_ENV
 from labs.admin_token import admin_token
+from labs.cli.registry import list_entries, pick
 from labs.demos import DEMOS, DemoContext, DemoFailedError, DemoOutcome
 from labs.errors import LabError
 from labs.experiments import EXPERIMENTS, ExperimentContext, Size
@@ -36,9 +37,7 @@ def _export_admin_token() -> None:
 )
 def serve(service: str, host: str, port: int | None) -> None:
     """Run SERVICE on the running servers (`lab serve --help` lists them)."""
-    entry = SERVICES.get(service)
-    if entry is None:
-        raise LabError(f"unknown service {service!r}: choose one of {', '.join(sorted(SERVICES))}")
+    entry = pick(SERVICES, service, "service")
     urls = ServerUrls.discover()
     for field in entry.needs:
         urls.require(field)
@@ -76,11 +75,10 @@ async def _run_demo(name: str, context: DemoContext) -> DemoOutcome:
 def demo(name: str | None, list_only: bool) -> None:  # noqa: FBT001
     """Bring the servers up and run one demo, or all of them: one line each, with numbers."""
     if list_only:
-        for entry in DEMOS.values():
-            click.echo(f"{entry.name:16} {entry.summary}")
+        list_entries(DEMOS)
         return
-    if name is not None and name not in DEMOS:
-        raise LabError(f"unknown demo {name!r}: choose one of {', '.join(DEMOS)}")
+    if name is not None:
+        pick(DEMOS, name, "demo")
     statuses = asyncio.run(Fleet(state_dir()).up())
     click.echo("servers: " + ", ".join(f"{s.record.name} ({s.detail})" for s in statuses), err=True)
     context = DemoContext(
@@ -124,12 +122,9 @@ def token() -> None:
 def experiment(name: str | None, full: bool, seed: int, out: Path | None, list_only: bool) -> None:  # noqa: FBT001
     """Run an experiment on the real servers and write its results file and plot."""
     if list_only or name is None:
-        for listed in EXPERIMENTS.values():
-            click.echo(f"{listed.name:16} {listed.summary}")
+        list_entries(EXPERIMENTS)
         return
-    entry = EXPERIMENTS.get(name)
-    if entry is None:
-        raise LabError(f"unknown experiment {name!r}: choose one of {', '.join(EXPERIMENTS)}")
+    entry = pick(EXPERIMENTS, name, "experiment")
     asyncio.run(Fleet(state_dir()).up())
     context = ExperimentContext(
         urls=ServerUrls.discover(),
