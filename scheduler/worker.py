@@ -11,7 +11,9 @@ returned, so a kill at any moment leaves it leased, and the next reclaim after
 (nack with backoff; dead after `max_attempts`), a Redis error in the loop or the
 heartbeat (logged; the loop carries on), and a graceful stop (`drain`: stop claiming,
 let running jobs finish within a grace, hand the rest back without using an attempt).
-Dead jobs go to `on_dead` (a later PostgreSQL dead-letter queue; logged by default).
+Dead jobs go to `on_dead`: with an `AuditWriter` (`scheduler.store`), buried in the
+PostgreSQL dead-letter table, which also gets every started, succeeded, failed, retried
+and requeued delivery in batches; without one, they are logged.
 """
 
 import argparse
@@ -26,12 +28,13 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from labs.clients import redis_client
+from labs.clients import redis_client, sql_engine
 from labs.clock import Clock, SystemClock
 from labs.keys import KeyBuilder
 from scheduler.domain import DeadJob, Job, RetryPolicy
 from scheduler.handlers import Handler, builtin_handlers
 from scheduler.queue import Lease, RedisQueue
+from scheduler.store import AuditEvent, AuditWriter, ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +73,14 @@ class Worker:
         timeout_s: float = 300.0,
         poll_s: float = 0.1,
         worker_id: str | None = None,
-        on_dead: DeadSink = _log_dead,
+        on_dead: DeadSink | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
-        """Take jobs from `queue`; time and chance only from `clock` and `rng`."""
+        """Take jobs from `queue`; time and chance only from `clock` and `rng`.
+
+        With `audit`, deliveries are recorded and dead jobs buried in PostgreSQL unless
+        `on_dead` is given; with neither, dead jobs are logged.
+        """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
@@ -85,7 +93,8 @@ class Worker:
         self._retry = retry or RetryPolicy()
         self._timeout_s = timeout_s
         self._poll_s = poll_s
-        self._on_dead = on_dead
+        self._audit = audit
+        self._on_dead = on_dead or (audit.bury if audit is not None else _log_dead)
         self._running: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
         self._stop = asyncio.Event()
         self.processed = 0
@@ -125,7 +134,8 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             with contextlib.suppress(RedisError):
-                await self._queue.release(lease)
+                if await self._queue.release(lease):
+                    self._record(AuditEvent.REQUEUED, lease.job)
 
     async def _pass(self) -> int:
         """Reclaim, then claim for the free slots; return how many jobs were claimed."""
@@ -154,6 +164,7 @@ class Worker:
 
     async def _deliver(self, lease: Lease) -> None:
         job = lease.job
+        self._record(AuditEvent.STARTED, job)
         try:
             handler = self._handlers.get(job.type, _unknown_type)
             await self._within_timeout(handler(job))
@@ -175,16 +186,26 @@ class Worker:
             log.exception("job %s: could not record its outcome; it will run again", lease.job.id)
 
     async def _ack(self, lease: Lease) -> None:
-        if not await self._queue.ack(lease):
+        if await self._queue.ack(lease):
+            self._record(AuditEvent.SUCCEEDED, lease.job)
+        else:
             log.warning("job %s: ack refused, the lease was lost", lease.job.id)
 
     async def _fail(self, lease: Lease, error: BaseException) -> None:
         delay = self._retry.delay_ms(lease.job.attempts, self._rng)
         result = await self._queue.nack(lease, delay, repr(error))
+        if result.refused:
+            log.warning("job %s: nack refused, the lease was lost", lease.job.id)
+            return
+        self._record(AuditEvent.FAILED, lease.job, repr(error))
         if result.dead is not None:
             await self._on_dead(result.dead)
-        elif result.refused:
-            log.warning("job %s: nack refused, the lease was lost", lease.job.id)
+        else:
+            self._record(AuditEvent.RETRIED, lease.job, repr(error))
+
+    def _record(self, event: AuditEvent, job: Job, error: str | None = None) -> None:
+        if self._audit is not None:
+            self._audit.record(event, job, error)
 
     async def _within_timeout(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -226,35 +247,73 @@ async def _first_of(first: Awaitable[Any], *others: Awaitable[Any]) -> bool:
 
 
 async def serve(
-    redis_url: str, prefix: str, queue: str, *, concurrency: int, lease_ms: int, grace_s: float
+    redis_url: str,
+    prefix: str,
+    queue: str,
+    *,
+    concurrency: int,
+    lease_ms: int,
+    grace_s: float,
+    database_url: str | None = None,
+    burst: bool = False,
+    audit_interval_s: float = 1.0,
 ) -> None:
-    """Run a worker with the built-in handlers until SIGTERM or SIGINT, then drain."""
+    """Run a worker with the built-in handlers until SIGTERM or SIGINT, then drain.
+
+    With `database_url`, deliveries are audited and dead jobs buried in PostgreSQL; with
+    `burst`, it also returns once nothing is due or running. Unreachable servers raise
+    at start-up (Redis `PING`, creating the tables), not later in the loop.
+    """
     client = redis_client(redis_url)
+    engine = sql_engine(database_url, pool_size=2, max_overflow=2) if database_url else None
     clock = SystemClock()
     rng = random.Random()
-    worker = Worker(
-        RedisQueue(client, KeyBuilder(prefix), queue),
-        builtin_handlers(clock, rng),
-        clock=clock,
-        rng=rng,
-        concurrency=concurrency,
-        lease_ms=lease_ms,
-    )
+    try:
+        await client.ping()
+        audit = None
+        if engine is not None:
+            await ensure_schema(engine)
+            audit = AuditWriter(engine, clock=clock)
+        worker = Worker(
+            RedisQueue(client, KeyBuilder(prefix), queue),
+            builtin_handlers(clock, rng),
+            clock=clock,
+            rng=rng,
+            concurrency=concurrency,
+            lease_ms=lease_ms,
+            audit=audit,
+        )
+        await _run_until_signalled(worker, audit, grace_s, burst=burst, interval_s=audit_interval_s)
+    finally:
+        await client.aclose()
+        if engine is not None:
+            await engine.dispose()
+
+
+async def _run_until_signalled(
+    worker: Worker, audit: AuditWriter | None, grace_s: float, *, burst: bool, interval_s: float
+) -> None:
+    """Run `worker` (and `audit`'s flusher); SIGTERM/SIGINT drain it; flush at the end."""
     loop = asyncio.get_running_loop()
     draining: set[asyncio.Task[None]] = set()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(
             signum, lambda: draining.add(asyncio.create_task(worker.drain(grace_s)))
         )
+    flusher = asyncio.create_task(audit.run(interval_s)) if audit is not None else None
     try:
-        await worker.run()
+        await worker.run(burst=burst)
         await asyncio.gather(*draining)
     finally:
-        await client.aclose()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        if audit is not None and flusher is not None:
+            audit.stop()
+            await flusher
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m scheduler.worker --redis-url URL`: one worker process."""
+    """`python -m scheduler.worker --redis-url URL [--database-url URL]`: one worker process."""
     parser = argparse.ArgumentParser(prog="scheduler.worker", description=main.__doc__)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--prefix", default="sched")
@@ -262,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--lease-ms", type=int, default=5_000)
     parser.add_argument("--grace-s", type=float, default=10.0)
+    parser.add_argument("--database-url", default=None, help="audit and DLQ in PostgreSQL")
+    parser.add_argument("--burst", action="store_true", help="exit once nothing is due")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(
@@ -272,6 +333,8 @@ def main(argv: list[str] | None = None) -> None:
             concurrency=args.concurrency,
             lease_ms=args.lease_ms,
             grace_s=args.grace_s,
+            database_url=args.database_url,
+            burst=args.burst,
         )
     )
 

@@ -14,6 +14,7 @@ from labs.cli.bench import bench
 from labs.cli.develop import test
 from labs.cli.running import demo, experiment, serve, token
 from labs.cli.servers import down, status, up
+from labs.cli.worker import worker
 from labs.errors import LabError
 
 
@@ -22,7 +23,7 @@ def cli() -> None:
     """A runnable systems lab on real Redis, PostgreSQL and Kafka."""
 
 
-for command in (up, status, down, serve, demo, experiment, bench, token, test):
+for command in (up, status, down, serve, demo, experiment, bench, token, test, worker):
     cli.add_command(command)
 
 
