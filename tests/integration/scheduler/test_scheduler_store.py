@@ -2,8 +2,6 @@
 
 import asyncio
 import random
-import time
-from collections.abc import Callable
 
 from redis.asyncio import Redis
 from sqlalchemy import event, func, select, text
@@ -11,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from labs.clock import ManualClock
 from labs.keys import KeyBuilder
+from labs.testing.waiting import until
 from scheduler.domain import DeadJob, Job, RetryPolicy
 from scheduler.handlers import builtin_handlers
 from scheduler.queue import RedisQueue
@@ -25,14 +24,6 @@ from scheduler.store import (
 from scheduler.worker import Worker
 
 NO_BACKOFF = RetryPolicy(base_ms=0, cap_ms=0)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait for an event, not for time: fail after 5 s of no progress."""
-    deadline = time.monotonic() + 5
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
 
 
 async def count(db: AsyncEngine, query: str) -> int:

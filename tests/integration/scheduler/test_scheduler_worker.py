@@ -3,26 +3,18 @@
 import asyncio
 import random
 import time
-from collections.abc import Callable
 
 from redis.asyncio import Redis
 
 from labs.clock import ManualClock
 from labs.keys import KeyBuilder
+from labs.testing.waiting import until
 from scheduler.domain import DeadJob, Job, RetryPolicy
 from scheduler.handlers import builtin_handlers
 from scheduler.queue import RedisQueue
 from scheduler.worker import Worker
 
 NO_BACKOFF = RetryPolicy(base_ms=0, cap_ms=0)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait for an event (Redis round trips), not for time: fail after 5 s of no progress."""
-    deadline = time.monotonic() + 5
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
 
 
 def make_worker(
