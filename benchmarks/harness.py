@@ -10,10 +10,8 @@ is still alive.
 """
 
 import asyncio
-import contextlib
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -30,6 +28,7 @@ import psutil
 from labs.clients import redis_client
 from labs.errors import LabError
 from labs.paths import project_root
+from labs.servers import process
 from labs.servers.process import free_port, last_error_line, wait_until_healthy
 
 Progress = Callable[[str], None]
@@ -59,51 +58,31 @@ class Processes:
 
     def add(self, child: subprocess.Popen[bytes], label: str) -> None:
         """Remember `child` (pid and start time, so a reused pid is never mistaken)."""
-        with contextlib.suppress(psutil.Error):
-            self.started.append((child.pid, psutil.Process(child.pid).create_time(), label))
+        started = process.process_start_time(child.pid)
+        if started is not None:
+            self.started.append((child.pid, started, label))
 
     def alive(self) -> list[str]:
-        """Return the processes (and their children) still running, as `label (pid)`."""
-        found = []
-        for pid, created, label in self.started:
-            with contextlib.suppress(psutil.Error):
-                process = psutil.Process(pid)
-                if process.status() != psutil.STATUS_ZOMBIE and process.create_time() == created:
-                    found.append(f"{label} ({pid})")
-        return found
+        """Return the processes still running, as `label (pid)`."""
+        return [
+            f"{label} ({pid})"
+            for pid, started, label in self.started
+            if process.is_alive(pid, started)
+        ]
 
 
 def _spawn(
     command: Sequence[str], env: Mapping[str, str], log_path: Path, processes: Processes, label: str
 ) -> subprocess.Popen[bytes]:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        child = subprocess.Popen(  # noqa: S603 - the lab's own Python, with fixed arguments
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=project_root(),
-            env=dict(env),
-        )
+    child = process.spawn(list(command), project_root(), log_path, env=env)
     processes.add(child, label)
     return child
 
 
 def _stop(child: subprocess.Popen[bytes], grace_s: float = _STOP_GRACE_S) -> None:
     """SIGTERM the child's process group, SIGKILL it after `grace_s`, and reap the child."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, sig)
-        try:
-            child.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            continue
-        # the leader is gone; make sure nothing it forked stays behind
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signal.SIGKILL)
-        return
+    started = process.process_start_time(child.pid) or 0.0  # gone already: only reaped
+    process.stop(child.pid, started, signal.SIGTERM, grace_s)
 
 
 def _wait_healthy(url: str, child: subprocess.Popen[bytes], log_path: Path, label: str) -> None:
@@ -145,9 +124,9 @@ def running_service(
 def _cpu_seconds(pid: int) -> float | None:
     """Return the CPU time `pid` and its children have used (None once it is gone)."""
     try:
-        process = psutil.Process(pid)
-        processes = [process, *process.children(recursive=True)]
-        return sum(sum(p.cpu_times()[:2]) for p in processes)
+        leader = psutil.Process(pid)
+        family = [leader, *leader.children(recursive=True)]
+        return sum(sum(member.cpu_times()[:2]) for member in family)
     except psutil.Error:
         return None
 

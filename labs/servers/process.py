@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import psutil
@@ -65,7 +65,11 @@ def ensure_port_free(port: int, server: str) -> None:
 
 
 def spawn(
-    command: list[str], workdir: Path, log_path: Path, user: str | None = None
+    command: list[str],
+    workdir: Path,
+    log_path: Path,
+    user: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `command` in `workdir`, in its own session, its output appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +82,7 @@ def spawn(
             start_new_session=True,
             cwd=workdir,
             user=user,
+            env=None if env is None else dict(env),
         )
     _children[child.pid] = child
     return child
