@@ -98,13 +98,18 @@ class RegionalLimiter:
         local = self._links[self.region]
         peers = [client for name, client in self._links.items() if name != self.region]
         ttl_ms = self._period_us // 1000 + _TTL_SLACK_MS
-        for key in active:
-            redis_key = self._keys.key(key)
-            window, count = await local.hmget(redis_key, ["w", self.region])
-            if window is None:
-                continue
-            args: list[ScriptArg] = [self.region, int(window), int(count or 0), ttl_ms]
-            await asyncio.gather(*(MERGE(peer, [redis_key], args) for peer in peers))
+        redis_keys = [self._keys.key(key) for key in active]
+        async with local.pipeline(transaction=False) as pipe:
+            for redis_key in redis_keys:
+                _ = pipe.hmget(redis_key, ["w", self.region])
+            counts = await pipe.execute()  # one round trip for every active key
+        merges = [
+            MERGE(peer, [redis_key], [self.region, int(window), int(count or 0), ttl_ms])
+            for redis_key, (window, count) in zip(redis_keys, counts, strict=True)
+            if window is not None
+            for peer in peers
+        ]
+        await asyncio.gather(*merges)
         return len(active)
 
     async def keep_in_sync(self, clock: Clock, interval_s: float) -> None:
