@@ -99,6 +99,11 @@ class RedisQueue:
         self._job_prefix = keys.tagged(name, "job") + ":"
         self._dedupe_prefix = keys.tagged(name, "dedupe") + ":"
 
+    @property
+    def redis(self) -> Redis | RedisCluster:
+        """Return the client this queue runs on."""
+        return self._redis
+
     def job_key(self, job_id: str) -> str:
         """Return the key of a job's hash."""
         return self._job_prefix + job_id

@@ -30,9 +30,10 @@ from redis.exceptions import RedisError
 
 from labs.clients import redis_client, sql_engine
 from labs.clock import Clock, SystemClock
+from labs.imports import load_target
 from labs.keys import KeyBuilder
 from scheduler.domain import DeadJob, Job, RetryPolicy
-from scheduler.handlers import Handler, builtin_handlers
+from scheduler.handlers import Handler, HandlerContext, HandlerFactory, builtin_handlers
 from scheduler.queue import Lease, RedisQueue
 from scheduler.store import AuditEvent, AuditWriter, ensure_schema
 
@@ -257,8 +258,9 @@ async def serve(
     database_url: str | None = None,
     burst: bool = False,
     audit_interval_s: float = 1.0,
+    handlers: HandlerFactory = builtin_handlers,
 ) -> None:
-    """Run a worker with the built-in handlers until SIGTERM or SIGINT, then drain.
+    """Run a worker with `handlers` (default: the built-ins) until SIGTERM or SIGINT, then drain.
 
     With `database_url`, deliveries are audited and dead jobs buried in PostgreSQL; with
     `burst`, it also returns once nothing is due or running. Unreachable servers raise
@@ -276,7 +278,7 @@ async def serve(
             audit = AuditWriter(engine, clock=clock)
         worker = Worker(
             RedisQueue(client, KeyBuilder(prefix), queue),
-            builtin_handlers(clock, rng),
+            handlers(HandlerContext(clock=clock, rng=rng, redis=client)),
             clock=clock,
             rng=rng,
             concurrency=concurrency,
@@ -323,6 +325,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grace-s", type=float, default=10.0)
     parser.add_argument("--database-url", default=None, help="audit and DLQ in PostgreSQL")
     parser.add_argument("--burst", action="store_true", help="exit once nothing is due")
+    parser.add_argument(
+        "--handlers",
+        default="scheduler.handlers:builtin_handlers",
+        help="module:function returning the handlers by job type",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(
@@ -335,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
             grace_s=args.grace_s,
             database_url=args.database_url,
             burst=args.burst,
+            handlers=load_target(args.handlers),
         )
     )
 

@@ -11,7 +11,7 @@ from labs.clock import ManualClock
 from labs.keys import KeyBuilder
 from labs.testing.waiting import until
 from scheduler.domain import DeadJob, Job, RetryPolicy
-from scheduler.handlers import builtin_handlers
+from scheduler.handlers import HandlerContext, builtin_handlers
 from scheduler.queue import RedisQueue
 from scheduler.store import (
     AuditEvent,
@@ -151,7 +151,12 @@ async def test_a_worker_with_the_store_audits_failures_and_buries_the_dead(
     failing = [(await q.enqueue("fail", {"message": "nope"}, max_attempts=3)).id for _ in range(2)]
     passing = (await q.enqueue("noop")).id
     worker = Worker(
-        q, builtin_handlers(clock, rng), clock=clock, rng=rng, retry=NO_BACKOFF, audit=audit
+        q,
+        builtin_handlers(HandlerContext(clock, rng, redis)),
+        clock=clock,
+        rng=rng,
+        retry=NO_BACKOFF,
+        audit=audit,
     )
     await asyncio.wait_for(worker.run(burst=True), 10)
     await audit.flush()

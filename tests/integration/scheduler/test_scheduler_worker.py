@@ -10,7 +10,7 @@ from labs.clock import ManualClock
 from labs.keys import KeyBuilder
 from labs.testing.waiting import until
 from scheduler.domain import DeadJob, Job, RetryPolicy
-from scheduler.handlers import builtin_handlers
+from scheduler.handlers import HandlerContext, builtin_handlers
 from scheduler.queue import RedisQueue
 from scheduler.worker import Worker
 
@@ -28,7 +28,7 @@ def make_worker(
 
     return Worker(
         q,
-        builtin_handlers(clock, rng),
+        builtin_handlers(HandlerContext(clock, rng, q.redis)),
         clock=clock,
         rng=rng,
         on_dead=on_dead,
