@@ -47,6 +47,7 @@ class RegionalDecision:
     allowed: bool
     counted: int
     decided_in: str
+    window: int  # the fixed window the units were counted in (Redis TIME / period)
 
 
 def home_region(key: str, regions: list[str]) -> str:
@@ -87,10 +88,12 @@ class RegionalLimiter:
         target = home_region(key, list(self._links)) if self._mode is Mode.STRICT else self.region
         now: ScriptArg = "" if now_us is None else now_us
         args: list[ScriptArg] = [self.region, cost, self._limit, self._period_us, now]
-        allowed, counted, _ = await COUNTER(self._links[target], [self._keys.key(key)], args)
+        allowed, counted, _, window = await COUNTER(
+            self._links[target], [self._keys.key(key)], args
+        )
         if self._mode is Mode.EVENTUAL:
             self._active.add(key)
-        return RegionalDecision(bool(allowed), int(counted), target)
+        return RegionalDecision(bool(allowed), int(counted), target, int(window))
 
     async def sync_once(self) -> int:
         """Send this region's count of every key active since the last sync; return how many."""

@@ -5,7 +5,8 @@
 -- ARGV[3]: limit in units per window
 -- ARGV[4]: window length in microseconds
 -- ARGV[5]: now in microseconds, or "" to read Redis TIME (production: the only clock)
--- returns {allowed (1/0), units counted in the window after this check, ms until it ends}
+-- returns {allowed (1/0), units counted in the window after this check, ms until it ends,
+--          the window's index (now / window length, or a newer stamp already stored)}
 -- A hash stamped with an older window is reset; one stamped with a newer window (a
 -- region whose clock lags) is counted in, so a lagging clock never reopens a window.
 local now
@@ -37,4 +38,4 @@ if allowed then
 end
 local ends_ms = math.max(0, math.ceil(((window + 1) * period - now) / 1000))
 redis.call('PEXPIRE', KEYS[1], string.format('%d', ends_ms + 1000))
-return {allowed and 1 or 0, total, ends_ms}
+return {allowed and 1 or 0, total, ends_ms, window}

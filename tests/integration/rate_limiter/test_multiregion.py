@@ -12,6 +12,7 @@ from rate_limiter.multiregion import MERGE, Mode, RegionalLimiter, home_region
 
 REGIONS = ["eu", "us", "ap"]
 NOW = 1_800_000_000_000_000  # µs; a fixed time keeps every check in one window
+PERIOD_MS = 3_600_000
 LIMIT = 10
 
 
@@ -29,7 +30,7 @@ async def links(lab_urls: ServerUrls, keys: KeyBuilder) -> AsyncIterator[dict[st
 def limiters(links: dict[str, Redis], keys: KeyBuilder, mode: Mode) -> dict[str, RegionalLimiter]:
     """One limiter per region, all in `mode`, LIMIT units per hour."""
     return {
-        region: RegionalLimiter(region, links, mode, keys, limit=LIMIT, period_ms=3_600_000)
+        region: RegionalLimiter(region, links, mode, keys, limit=LIMIT, period_ms=PERIOD_MS)
         for region in REGIONS
     }
 
@@ -70,6 +71,7 @@ async def test_eventual_mode_over_admits_until_a_sync_then_converges(
     assert await admitted(regional["ap"], 5) == 0  # ap now counts 12 of 10
     decision = await regional["ap"].check("hot", now_us=NOW)
     assert decision.counted == 12
+    assert decision.window == NOW // (PERIOD_MS * 1000)
 
 
 async def test_merge_is_idempotent_and_ignores_older_windows(
@@ -78,7 +80,7 @@ async def test_merge_is_idempotent_and_ignores_older_windows(
     """Max-merge: sending a count twice changes nothing; a count for an old window is refused."""
     redis_key = keys.key("hot")
     target = links["us"]
-    window = NOW // 3_600_000_000
+    window = NOW // (PERIOD_MS * 1000)
     assert await MERGE(target, [redis_key], ["eu", window, 4, 60_000]) == 1
     assert await MERGE(target, [redis_key], ["eu", window, 4, 60_000]) == 1
     assert await MERGE(target, [redis_key], ["eu", window, 3, 60_000]) == 1
