@@ -5,14 +5,20 @@ Pattern: pure value objects and functions, no I/O; the Redis adapter
 retry waits a full-jitter exponential backoff, `uniform(0, min(cap, base * 2**(n-1)))`
 after attempt n, drawn from an injected `random.Random` so tests are reproducible; a
 job that has used `max_attempts` attempts is never delivered again (it is dead).
+Lanes: circuit breakers and limits key on a job's lane — its type, or `type@host`
+for a job whose payload has a `url`, so one failing webhook host halts only its own
+jobs. A `LanePolicy` (per type, applied to each of its lanes) sets a concurrency cap,
+a rate, and a `BreakerPolicy`.
 Failure it handles: invalid jobs and policies (negative delays, a priority out of
 range, zero attempts) are refused with a `ValueError` at construction, not in Redis.
 """
 
+import json
 import random
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9
@@ -106,3 +112,86 @@ class RetryPolicy:
     def delay_ms(self, attempt: int, rng: random.Random) -> int:
         """Return a delay drawn uniformly from [0, ceiling_ms(attempt)]."""
         return round(rng.uniform(0, self.ceiling_ms(attempt)))
+
+
+class BreakerState(StrEnum):
+    """A lane's circuit breaker, as the queue scripts keep it in Redis."""
+
+    CLOSED = "closed"
+    """Jobs flow; calls and failures are counted per window."""
+    OPEN = "open"
+    """Too many failures: the lane's jobs are held back (no attempt used) until cooldown."""
+    HALF_OPEN = "half_open"
+    """Cooled down: up to `probes` jobs run; their successes close it, a failure reopens it."""
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When a lane's breaker opens, how long it stays open, and how it probes."""
+
+    ratio: float = 0.5
+    """Open when failures / calls reaches this within one window..."""
+    min_calls: int = 10
+    """...and at least this many calls ended in it (a few failures are not an outage)."""
+    window_ms: int = 10_000
+    cooldown_ms: int = 5_000
+    """How long it stays open before letting probes through."""
+    probes: int = 1
+    """Jobs let through while half-open; this many successes close it."""
+
+    def __post_init__(self) -> None:
+        """Refuse a policy that could never open or never close."""
+        if not 0 < self.ratio <= 1:
+            raise ValueError("ratio must be in (0, 1]")
+        if min(self.min_calls, self.window_ms, self.cooldown_ms, self.probes) < 1:
+            raise ValueError("min_calls, window_ms, cooldown_ms and probes must be positive")
+
+
+@dataclass(frozen=True)
+class LanePolicy:
+    """Limits for each lane of a job type; None means no limit of that kind."""
+
+    concurrency: int | None = None
+    """Jobs of the lane running at once, across every worker."""
+    rate: float | None = None
+    """Jobs started per second (a token bucket refilled on Redis time)..."""
+    burst: int | None = None
+    """...holding this many tokens at most (default: max(1, rate))."""
+    breaker: BreakerPolicy | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse limits that would hold every job back forever."""
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be positive")
+        if self.burst is not None and (self.rate is None or self.burst < 1):
+            raise ValueError("burst needs a rate and must be at least 1")
+
+    def to_json(self) -> str:
+        """Return the JSON the queue scripts read, without the limits that are not set."""
+        fields: dict[str, Any] = {
+            "concurrency": self.concurrency,
+            "rate": self.rate,
+            "burst": self.burst,
+            "breaker": None if self.breaker is None else vars(self.breaker),
+        }
+        return json.dumps({k: v for k, v in fields.items() if v is not None})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "LanePolicy":
+        """Return the policy that `to_json` wrote."""
+        fields = json.loads(raw)
+        breaker = fields.pop("breaker", None)
+        return cls(**fields, breaker=None if breaker is None else BreakerPolicy(**breaker))
+
+
+def lane_of(job_type: str, payload: dict[str, Any]) -> str:
+    """Return the lane breakers and limits key on: `type@host` for a URL payload, else type."""
+    url = payload.get("url")
+    host = urlsplit(url).hostname if isinstance(url, str) else None
+    return f"{job_type}@{host}" if host else job_type
+
+
+class PermanentJobError(Exception):
+    """Raised by a handler when retrying cannot help: the job goes to the DLQ at once."""

@@ -16,6 +16,14 @@ restart (labs.lua reloads on NOSCRIPT), and unbounded memory (acked and dead job
 deleted with their dedupe keys). All times come from Redis `TIME` unless a test passes
 an explicit `now_ms`. All keys of a queue share one hash tag, so a cluster runs it on
 one slot.
+
+Every transition also appends an event to the queue's journal (a Redis stream) in the
+same script, so the audit trail cannot miss a transition or disagree with the queue:
+`scheduler.store.JournalDrain` moves it into PostgreSQL in batches. A dead job leaves
+Redis only as its journal event, which the drain acknowledges after the DLQ row
+commits. Lanes (`scheduler.domain.lane_of`) carry circuit breakers, concurrency caps
+and rates set per job type (`set_policy`); `claim` parks the jobs their lane holds
+back, without using an attempt, and returns them when the lane has room again.
 """
 
 import json
@@ -28,7 +36,15 @@ from redis.asyncio import Redis, RedisCluster
 
 from labs.keys import KeyBuilder
 from labs.lua import ScriptArg, load
-from scheduler.domain import DEFAULT_MAX_ATTEMPTS, MIN_PRIORITY, DeadJob, Job
+from scheduler.domain import (
+    DEFAULT_MAX_ATTEMPTS,
+    MIN_PRIORITY,
+    BreakerState,
+    DeadJob,
+    Job,
+    LanePolicy,
+    lane_of,
+)
 
 ENQUEUE = load("scheduler.lua", "enqueue")
 CLAIM = load("scheduler.lua", "claim")
@@ -42,6 +58,8 @@ PROMOTE_BATCH = 1_000
 """Scheduled jobs promoted per claim at most, so one script never runs long."""
 RECLAIM_BATCH = 1_000
 """Expired leases reclaimed per call at most."""
+JOURNAL_BACKLOG_CAP = 200_000
+"""Undrained journal events at which claiming stops (PostgreSQL down: dispatch waits)."""
 
 
 @dataclass(frozen=True)
@@ -77,27 +95,62 @@ class Nacked:
 
 @dataclass(frozen=True)
 class Counts:
-    """How many jobs are in each set."""
+    """How many jobs are in each set, and how many journal events wait for the drain."""
 
     scheduled: int
     ready: int
     leased: int
+    parked: int
+    journal: int
+
+    @property
+    def live(self) -> int:
+        """Return how many jobs Redis holds (every job not yet succeeded or dead)."""
+        return self.scheduled + self.ready + self.leased + self.parked
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """A lane's circuit breaker as Redis holds it."""
+
+    lane: str
+    state: BreakerState
+    calls: int
+    failures: int
+    open_until_ms: int | None
 
 
 class RedisQueue:
     """One named queue on Redis (standalone or cluster)."""
 
     def __init__(
-        self, redis: Redis | RedisCluster, keys: KeyBuilder, name: str = "default"
+        self,
+        redis: Redis | RedisCluster,
+        keys: KeyBuilder,
+        name: str = "default",
+        *,
+        journal: bool = True,
+        journal_cap: int = JOURNAL_BACKLOG_CAP,
     ) -> None:
-        """Keep the queue `name` in `redis`, under keys built by `keys`, all tagged `name`."""
+        """Keep the queue `name` in `redis`, under keys built by `keys`, all tagged `name`.
+
+        With `journal=False` no transition is journaled (no audit trail: for a queue
+        with no PostgreSQL drain, whose journal would otherwise only grow).
+        """
         self._redis = redis
+        self._journaling = "1" if journal else ""
+        self._journal_cap = journal_cap
         self._scheduled = keys.tagged(name, "scheduled")
         self._ready = keys.tagged(name, "ready")
         self._leases = keys.tagged(name, "leases")
         self._seq = keys.tagged(name, "seq")
+        self.journal_key = keys.tagged(name, "journal")
+        self._policies = keys.tagged(name, "policies")
+        self._inflight = keys.tagged(name, "inflight")
+        self._parked_lanes = keys.tagged(name, "parked")
         self._job_prefix = keys.tagged(name, "job") + ":"
         self._dedupe_prefix = keys.tagged(name, "dedupe") + ":"
+        self._lane_prefix = keys.tagged(name, "lane") + ":"
 
     @property
     def redis(self) -> Redis | RedisCluster:
@@ -118,12 +171,14 @@ class RedisQueue:
         run_at_ms: int | None = None,
         dedupe_key: str | None = None,
         job_id: str | None = None,
+        requeue: bool = False,
         now_ms: int | None = None,
     ) -> Enqueued:
         """Add a job, due at `run_at_ms` (Redis ms; None: now); return its id.
 
         With `dedupe_key`, a second enqueue while the first job lives (until its ack
-        or death) returns the first job's id and `created=False`.
+        or death) returns the first job's id and `created=False`; so does a `job_id`
+        that is already live. `requeue` journals the job as requeued (from the DLQ).
         """
         job = Job(
             id=job_id or uuid.uuid4().hex,
@@ -133,7 +188,7 @@ class RedisQueue:
             max_attempts=max_attempts,
             run_at_ms=run_at_ms,
         )
-        keys = [self._scheduled, self._ready, self._seq, self.job_key(job.id)]
+        keys = [self._scheduled, self._ready, self._seq, self.job_key(job.id), self.journal_key]
         if dedupe_key is not None:
             keys.append(self._dedupe_prefix + dedupe_key)
         args: list[ScriptArg] = [
@@ -144,6 +199,9 @@ class RedisQueue:
             job.priority,
             job.max_attempts,
             "" if run_at_ms is None else run_at_ms,
+            lane_of(job.type, job.payload),
+            self._journaling,
+            "requeued" if requeue else "enqueued",
         ]
         first_id, created = await ENQUEUE(self._redis, keys, args)
         return Enqueued(id=_text(first_id), created=bool(created))
@@ -153,14 +211,26 @@ class RedisQueue:
     ) -> list[Lease]:
         """Lease up to `n` due jobs to `worker_id` for `lease_ms`, highest priority first."""
         _check_lease(lease_ms)
-        keys = [self._scheduled, self._ready, self._leases, self._seq]
+        keys = [
+            self._scheduled,
+            self._ready,
+            self._leases,
+            self._seq,
+            self.journal_key,
+            self._policies,
+            self._inflight,
+            self._parked_lanes,
+        ]
         args: list[ScriptArg] = [
             _now(now_ms),
             worker_id,
             n,
             lease_ms,
             self._job_prefix,
+            self._lane_prefix,
             PROMOTE_BATCH,
+            self._journaling,
+            self._journal_cap,
         ]
         rows = await CLAIM(self._redis, keys, args)
         return [_lease(worker_id, row) for row in rows]
@@ -177,23 +247,63 @@ class RedisQueue:
         args += [lease.token for lease in leases]
         return [bool(held) for held in await HEARTBEAT(self._redis, keys, args)]
 
-    async def ack(self, lease: Lease) -> bool:
+    async def ack(self, lease: Lease, *, now_ms: int | None = None) -> bool:
         """Complete the job and delete it; False (nothing changed) if the lease was lost."""
-        keys = [self._leases, self.job_key(lease.job.id)]
-        return bool(await ACK(self._redis, keys, [lease.worker_id, lease.token]))
+        keys = [
+            self._leases,
+            self.job_key(lease.job.id),
+            self.journal_key,
+            self._inflight,
+            self._policies,
+        ]
+        args: list[ScriptArg] = [
+            lease.worker_id,
+            lease.token,
+            self._journaling,
+            self._lane_prefix,
+            _now(now_ms),
+        ]
+        return bool(await ACK(self._redis, keys, args))
 
     async def nack(
-        self, lease: Lease, delay_ms: int = 0, error: str = "", *, now_ms: int | None = None
+        self,
+        lease: Lease,
+        delay_ms: int = 0,
+        error: str = "",
+        *,
+        permanent: bool = False,
+        trips_breaker: bool = True,
+        now_ms: int | None = None,
     ) -> Nacked:
         """Fail this delivery: retry after `delay_ms` (Redis time), or dead if out of attempts.
 
         The delay is relative to Redis `TIME`, not an absolute time from the worker's
-        clock, so a worker's clock skew cannot move a retry.
+        clock, so a worker's clock skew cannot move a retry. A `permanent` failure is
+        dead at once; one that `trips_breaker` counts against the lane's breaker.
         """
         if delay_ms < 0:
             raise ValueError("a retry delay cannot be negative")
-        keys = [self._leases, self._scheduled, self._ready, self._seq, self.job_key(lease.job.id)]
-        args: list[ScriptArg] = [_now(now_ms), lease.worker_id, lease.token, delay_ms, error]
+        keys = [
+            self._leases,
+            self._scheduled,
+            self._ready,
+            self._seq,
+            self.job_key(lease.job.id),
+            self.journal_key,
+            self._inflight,
+            self._policies,
+        ]
+        args: list[ScriptArg] = [
+            _now(now_ms),
+            lease.worker_id,
+            lease.token,
+            delay_ms,
+            error,
+            self._journaling,
+            self._lane_prefix,
+            "1" if permanent else "",
+            "1" if trips_breaker else "",
+        ]
         reply = await NACK(self._redis, keys, args)
         status = _text(reply[0])
         if status == "refused":
@@ -204,22 +314,80 @@ class RedisQueue:
 
     async def release(self, lease: Lease) -> bool:
         """Hand the job back to the ready set without using up an attempt (graceful stop)."""
-        keys = [self._leases, self._ready, self._seq, self.job_key(lease.job.id)]
-        return bool(await RELEASE(self._redis, keys, [lease.worker_id, lease.token]))
+        keys = [
+            self._leases,
+            self._ready,
+            self._seq,
+            self.job_key(lease.job.id),
+            self.journal_key,
+            self._inflight,
+        ]
+        args: list[ScriptArg] = [lease.worker_id, lease.token, self._journaling]
+        return bool(await RELEASE(self._redis, keys, args))
 
     async def reclaim(self, *, now_ms: int | None = None) -> tuple[int, list[DeadJob]]:
         """Return expired leases to the ready set; return (how many, jobs that died)."""
-        keys = [self._leases, self._ready, self._seq]
-        args: list[ScriptArg] = [_now(now_ms), RECLAIM_BATCH, self._job_prefix]
+        keys = [self._leases, self._ready, self._seq, self.journal_key, self._inflight]
+        args: list[ScriptArg] = [_now(now_ms), RECLAIM_BATCH, self._job_prefix, self._journaling]
         requeued, *dead = await RECLAIM(self._redis, keys, args)
         return int(requeued), [_dead(flat) for flat in dead]
 
     async def counts(self) -> Counts:
-        """Return how many jobs are scheduled, ready and leased."""
+        """Return how many jobs are scheduled, ready, leased and parked; the journal backlog."""
         scheduled = await self._redis.zcard(self._scheduled)
         ready = await self._redis.zcard(self._ready)
         leased = await self._redis.zcard(self._leases)
-        return Counts(scheduled=int(scheduled), ready=int(ready), leased=int(leased))
+        parked = 0
+        for lane in await self._redis.smembers(self._parked_lanes):
+            parked += int(await self._redis.zcard(self._lane_key("parked", _text(lane))))
+        journal = await self._redis.xlen(self.journal_key)
+        return Counts(
+            scheduled=int(scheduled),
+            ready=int(ready),
+            leased=int(leased),
+            parked=parked,
+            journal=int(journal),
+        )
+
+    async def set_policy(self, job_type: str, policy: LanePolicy | None) -> None:
+        """Set (or with None, remove) the limits and breaker of every lane of `job_type`."""
+        if policy is None:
+            await self._redis.hdel(self._policies, job_type)
+        else:
+            await self._redis.hset(self._policies, job_type, policy.to_json())
+
+    async def policies(self) -> dict[str, LanePolicy]:
+        """Return the policies by job type."""
+        raw = await self._redis.hgetall(self._policies)
+        return {_text(k): LanePolicy.from_json(v) for k, v in raw.items()}
+
+    async def breaker(self, lane: str) -> Breaker:
+        """Return the lane's breaker (closed, with nothing counted, if it never saw a call)."""
+        fields = {
+            _text(k): _text(v)
+            for k, v in (await self._redis.hgetall(self._lane_key("breaker", lane))).items()
+        }
+        state = BreakerState(fields.get("state", BreakerState.CLOSED))
+        return Breaker(
+            lane=lane,
+            state=state,
+            calls=int(fields.get("calls", 0)),
+            failures=int(fields.get("failures", 0)),
+            open_until_ms=int(fields["until"]) if state is not BreakerState.CLOSED else None,
+        )
+
+    async def breakers(self) -> list[Breaker]:
+        """Return every lane's breaker that has seen a call, by lane."""
+        prefix = self._lane_key("breaker", "")
+        lanes = sorted(
+            {_text(key)[len(prefix) :] async for key in self._redis.scan_iter(match=prefix + "*")}
+        )
+        return [await self.breaker(lane) for lane in lanes]
+
+    async def in_flight(self) -> dict[str, int]:
+        """Return how many jobs of each lane are running now."""
+        raw = await self._redis.hgetall(self._inflight)
+        return {_text(k): int(v) for k, v in raw.items()}
 
     async def owner(self, job_id: str) -> str | None:
         """Return the worker that holds the job's lease, or None."""
@@ -227,6 +395,9 @@ class RedisQueue:
             return None
         owner = await self._redis.hget(self.job_key(job_id), "owner")
         return None if owner is None else _text(owner)
+
+    def _lane_key(self, kind: str, lane: str) -> str:
+        return f"{self._lane_prefix}{kind}:{lane}"
 
 
 def _now(now_ms: int | None) -> ScriptArg:

@@ -1,31 +1,35 @@
-"""The PostgreSQL adapter: a batched audit trail, each job's latest state, and the DLQ.
+"""The PostgreSQL adapter: the audit trail, each job's latest state, and the DLQ.
 
-Pattern: write-behind batching. The worker calls `record()` on its hot path, which only
-appends to an in-memory buffer; `flush()` (run every `interval_s` by `run()`, early when
-the buffer holds `max_batch` events, and once more on stop) writes the whole buffer in
-one transaction: one multi-row `INSERT` of audit rows and one multi-row upsert of job
-states (`ON CONFLICT (id) DO UPDATE`, guarded by `updated_at` so an older state never
-overwrites a newer one). `bury()` puts a dead job in the buffer and flushes at once, so
-its `scheduler_dead` row and its `dead` audit row commit in one transaction.
-Guarantee: PostgreSQL sees a few statements per interval, not one per job event; burial
-is idempotent (`ON CONFLICT DO NOTHING`, and the `dead` audit row is written only by the
-insert that created the DLQ row), so burying a job twice leaves one row of each.
-Failure it handles: a flush that fails (PostgreSQL down, a deadlock) puts its events
-back at the head of the buffer for the next flush; the buffer is bounded (`max_buffer`;
-the oldest audit events are dropped and counted, dead jobs never are). Not handled: a
-process that dies with events still buffered loses them (the audit trail is
-best-effort; the Redis queue, not this table, is the source of truth for live jobs).
+Pattern: a transactional outbox in Redis. Every queue script appends its transition to
+the queue's journal (a Redis stream) in the same atomic step that makes it, so the
+journal cannot miss a transition or disagree with the queue. `JournalDrain` reads the
+journal through a consumer group in batches and writes each batch in one PostgreSQL
+transaction: one multi-row `INSERT` of audit rows, one upsert of the jobs' latest
+states, one upsert of DLQ rows for dead jobs; only after the commit does it acknowledge
+and delete those entries. Guarantee: every transition reaches PostgreSQL at least once
+and is written once (an audit row's key is its job and journal position; a job's state
+only moves to a later entry, by journal order, whatever order drainers commit in),
+even if a worker or drainer is SIGKILLed at any moment: unacknowledged entries stay in
+the stream, and a live drainer claims the entries a dead one left pending. A dead job
+leaves Redis only as its journal entry, so it reaches the DLQ or stays in Redis.
+PostgreSQL sees a few statements per batch, not one per job event.
+Failure it handles: PostgreSQL down — entries wait in Redis and the drain retries;
+the queue stops claiming once the backlog reaches its cap (`scheduler.queue`), so an
+outage slows dispatch rather than growing Redis without bound.
 """
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -34,6 +38,8 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    case,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -42,81 +48,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from labs.clock import Clock
-from scheduler.domain import DeadJob, Job, JobState
+from scheduler.domain import JobState
 
 log = logging.getLogger(__name__)
 
 _SCHEMA_LOCK = 0x5C4ED
 """Advisory lock key: workers starting together must not race `CREATE TABLE IF NOT EXISTS`."""
-
-SCHEMA_DDL = (
-    """CREATE TABLE IF NOT EXISTS scheduler_jobs (
-        id text PRIMARY KEY,
-        type text NOT NULL,
-        payload jsonb NOT NULL DEFAULT '{}',
-        state text NOT NULL,
-        attempts integer NOT NULL,
-        max_attempts integer NOT NULL,
-        priority integer NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        updated_at timestamptz NOT NULL DEFAULT now(),
-        last_error text
-    )""",
-    """CREATE TABLE IF NOT EXISTS scheduler_audit (
-        id bigserial PRIMARY KEY,
-        job_id text NOT NULL,
-        event text NOT NULL CHECK (event IN
-            ('enqueued', 'started', 'succeeded', 'failed', 'retried', 'dead', 'requeued')),
-        attempt integer NOT NULL,
-        error text,
-        at timestamptz NOT NULL DEFAULT now()
-    )""",
-    "CREATE INDEX IF NOT EXISTS scheduler_audit_job_id ON scheduler_audit (job_id, id)",
-    """CREATE TABLE IF NOT EXISTS scheduler_dead (
-        job_id text PRIMARY KEY,
-        type text NOT NULL,
-        payload jsonb NOT NULL DEFAULT '{}',
-        attempts integer NOT NULL,
-        error text NOT NULL,
-        died_at timestamptz NOT NULL DEFAULT now()
-    )""",
-)
-
-_metadata = MetaData()
-jobs_table = Table(
-    "scheduler_jobs",
-    _metadata,
-    Column("id", Text, primary_key=True),
-    Column("type", Text),
-    Column("payload", JSONB),
-    Column("state", Text),
-    Column("attempts", Integer),
-    Column("max_attempts", Integer),
-    Column("priority", Integer),
-    Column("created_at", DateTime(timezone=True)),
-    Column("updated_at", DateTime(timezone=True)),
-    Column("last_error", Text),
-)
-audit_table = Table(
-    "scheduler_audit",
-    _metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("job_id", Text),
-    Column("event", Text),
-    Column("attempt", Integer),
-    Column("error", Text),
-    Column("at", DateTime(timezone=True)),
-)
-dead_table = Table(
-    "scheduler_dead",
-    _metadata,
-    Column("job_id", Text, primary_key=True),
-    Column("type", Text),
-    Column("payload", JSONB),
-    Column("attempts", Integer),
-    Column("error", Text),
-    Column("died_at", DateTime(timezone=True)),
-)
+GROUP = "audit"
+"""The journal's consumer group: every drainer of a queue reads through it."""
 
 
 class AuditEvent(StrEnum):
@@ -129,210 +68,362 @@ class AuditEvent(StrEnum):
     RETRIED = "retried"
     DEAD = "dead"
     REQUEUED = "requeued"
+    """Sent back from the DLQ."""
+    RELEASED = "released"
+    """Handed back unfinished by a worker draining on SIGTERM; no attempt used."""
 
+
+_EVENTS = ", ".join(f"'{event}'" for event in AuditEvent)
+SCHEMA_DDL = (
+    """CREATE TABLE IF NOT EXISTS scheduler_jobs (
+        id text PRIMARY KEY,
+        type text NOT NULL,
+        payload jsonb,
+        state text NOT NULL,
+        attempts integer NOT NULL,
+        max_attempts integer,
+        priority integer,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        last_error text,
+        version bigint NOT NULL DEFAULT 0
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS scheduler_audit (
+        id bigserial PRIMARY KEY,
+        job_id text NOT NULL,
+        version bigint,
+        event text NOT NULL CONSTRAINT scheduler_audit_event_check CHECK (event IN ({_EVENTS})),
+        attempt integer NOT NULL,
+        error text,
+        at timestamptz NOT NULL DEFAULT now()
+    )""",
+    """CREATE TABLE IF NOT EXISTS scheduler_dead (
+        job_id text PRIMARY KEY,
+        type text NOT NULL,
+        payload jsonb NOT NULL DEFAULT '{}',
+        priority integer NOT NULL DEFAULT 0,
+        attempts integer NOT NULL,
+        max_attempts integer NOT NULL DEFAULT 5,
+        error text NOT NULL,
+        died_at timestamptz NOT NULL DEFAULT now()
+    )""",
+    # Tables made by the first schema (an audit written behind from worker memory).
+    "ALTER TABLE scheduler_jobs ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE scheduler_jobs ALTER COLUMN payload DROP NOT NULL",
+    "ALTER TABLE scheduler_jobs ALTER COLUMN max_attempts DROP NOT NULL",
+    "ALTER TABLE scheduler_jobs ALTER COLUMN priority DROP NOT NULL",
+    "ALTER TABLE scheduler_audit ADD COLUMN IF NOT EXISTS version bigint",
+    """CREATE UNIQUE INDEX IF NOT EXISTS scheduler_audit_job_version
+        ON scheduler_audit (job_id, version)""",
+    "ALTER TABLE scheduler_audit DROP CONSTRAINT IF EXISTS scheduler_audit_event_check",
+    f"""ALTER TABLE scheduler_audit ADD CONSTRAINT scheduler_audit_event_check
+        CHECK (event IN ({_EVENTS}))""",
+    "ALTER TABLE scheduler_dead ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0",
+    "ALTER TABLE scheduler_dead ADD COLUMN IF NOT EXISTS max_attempts integer NOT NULL DEFAULT 5",
+)
+
+_metadata = MetaData()
+jobs_table = Table(
+    "scheduler_jobs",
+    _metadata,
+    Column("id", Text, primary_key=True),
+    Column("type", Text),
+    Column("payload", JSONB(none_as_null=True)),
+    Column("state", Text),
+    Column("attempts", Integer),
+    Column("max_attempts", Integer),
+    Column("priority", Integer),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("version", BigInteger),
+)
+audit_table = Table(
+    "scheduler_audit",
+    _metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("job_id", Text),
+    Column("version", BigInteger),
+    Column("event", Text),
+    Column("attempt", Integer),
+    Column("error", Text),
+    Column("at", DateTime(timezone=True)),
+)
+dead_table = Table(
+    "scheduler_dead",
+    _metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("type", Text),
+    Column("payload", JSONB),
+    Column("priority", Integer),
+    Column("attempts", Integer),
+    Column("max_attempts", Integer),
+    Column("error", Text),
+    Column("died_at", DateTime(timezone=True)),
+)
 
 _STATE_AFTER = {
-    AuditEvent.ENQUEUED: JobState.QUEUED,
     AuditEvent.STARTED: JobState.RUNNING,
     AuditEvent.SUCCEEDED: JobState.SUCCEEDED,
     AuditEvent.FAILED: JobState.RETRYING,
     AuditEvent.RETRIED: JobState.RETRYING,
     AuditEvent.DEAD: JobState.DEAD,
-    AuditEvent.REQUEUED: JobState.QUEUED,
+    AuditEvent.RELEASED: JobState.QUEUED,
 }
 
 
 @dataclass(frozen=True)
-class _Recorded:
+class JournalEntry:
+    """One journaled transition, as the queue scripts wrote it."""
+
+    entry_id: str
     event: AuditEvent
-    job: Job
-    error: str | None
-    at: datetime
+    job_id: str
+    job_type: str
+    attempt: int
+    fields: Mapping[str, str]
+    """The rest: `err`, and for enqueued/requeued/dead jobs `p` (payload), `pr`, `m`, `s`."""
+
+    @classmethod
+    def parse(cls, entry_id: bytes | str, raw: Mapping[bytes | str, bytes | str]) -> "JournalEntry":
+        """Return the entry a stream read returned."""
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return cls(
+            entry_id=_text(entry_id),
+            event=AuditEvent(fields.pop("e")),
+            job_id=fields.pop("id"),
+            job_type=fields.pop("t"),
+            attempt=int(fields.pop("a")),
+            fields=fields,
+        )
+
+    @property
+    def version(self) -> int:
+        """Return the entry's place in the journal's order (stream ids only grow)."""
+        ms, seq = self.entry_id.split("-")
+        return int(ms) * 1_000_000 + int(seq)
+
+    @property
+    def at(self) -> datetime:
+        """Return when Redis journaled it (the stream id's millisecond)."""
+        return datetime.fromtimestamp(int(self.entry_id.split("-")[0]) / 1000, UTC)
+
+    @property
+    def state(self) -> JobState:
+        """Return the job's state after this event."""
+        if self.event in (AuditEvent.ENQUEUED, AuditEvent.REQUEUED):
+            return JobState(self.fields.get("s", JobState.QUEUED))
+        return _STATE_AFTER[self.event]
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:
-    """Create the scheduler's tables in the connection's schema unless they exist."""
+    """Create (or bring up to date) the scheduler's tables in the connection's schema."""
     async with engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
         for statement in SCHEMA_DDL:
             await conn.execute(text(statement))
 
 
-class AuditWriter:
-    """Buffers job events and writes them to PostgreSQL in batches; buries dead jobs."""
+class JournalDrain:
+    """Moves a queue's journal into PostgreSQL in batches; one per worker process."""
 
     def __init__(
         self,
+        redis: Redis | RedisCluster,
+        journal_key: str,
         engine: AsyncEngine,
         *,
+        consumer: str,
         clock: Clock,
-        max_batch: int = 1_000,
-        max_buffer: int = 100_000,
+        batch: int = 1_000,
+        stale_ms: int = 30_000,
     ) -> None:
-        """Write through `engine`; stamp events with `clock`; flush early at `max_batch`."""
-        if not 1 <= max_batch <= max_buffer:
-            raise ValueError("need 1 <= max_batch <= max_buffer")
+        """Drain `journal_key` as `consumer`; take over entries idle `stale_ms` elsewhere."""
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        self._redis = redis
+        self._journal = journal_key
         self._engine = engine
+        self._consumer = consumer
         self._clock = clock
-        self._max_batch = max_batch
-        self._max_buffer = max_buffer
-        self._buffer: deque[_Recorded] = deque()
-        self._dead: dict[str, _Recorded] = {}
-        self._lock = asyncio.Lock()
-        self._full = asyncio.Event()
+        self._batch = batch
+        self._stale_ms = stale_ms
         self._stop = asyncio.Event()
-        self.dropped = 0
-        """Audit events dropped because the buffer was full (PostgreSQL down too long)."""
+        self.written = 0
+        """Journal entries written to PostgreSQL, for tests and metrics."""
         self.flushes = 0
         """Transactions committed, for tests and metrics."""
 
-    @property
-    def pending(self) -> int:
-        """Return how many events and dead jobs wait for the next flush."""
-        return len(self._buffer) + len(self._dead)
-
-    def record(self, event: AuditEvent, job: Job, error: str | None = None) -> None:
-        """Buffer an event of `job` (at its current attempt); no I/O."""
-        self._buffer.append(_Recorded(event, job, error, self._now()))
-        while len(self._buffer) > self._max_buffer:
-            self._buffer.popleft()
-            self.dropped += 1
-        if len(self._buffer) >= self._max_batch:
-            self._full.set()
-
-    async def bury(self, dead: DeadJob) -> None:
-        """Write `dead` to `scheduler_dead` with its `dead` audit row, now; idempotent.
-
-        A failed write keeps the job buffered for the next flush instead of raising, so
-        the worker loop carries on.
-        """
-        self._dead[dead.job.id] = _Recorded(AuditEvent.DEAD, dead.job, dead.error, self._now())
-        await self.flush_safely()
-
-    async def flush(self) -> int:
-        """Write everything buffered in one transaction; return the rows written."""
-        async with self._lock:
-            events, self._buffer = list(self._buffer), deque()
-            dead, self._dead = self._dead, {}
-            self._full.clear()
-            if not events and not dead:
-                return 0
-            try:
-                async with self._engine.begin() as conn:
-                    written = await _write(conn, events, list(dead.values()))
-            except BaseException:
-                self._buffer.extendleft(reversed(events))
-                self._dead = dead | self._dead
-                raise
-            self.flushes += 1
-            return written
-
-    async def flush_safely(self) -> None:
-        """Flush, logging (not raising) a database failure; the events stay buffered."""
+    async def ensure_group(self) -> None:
+        """Create the journal's consumer group (and the stream) unless it exists."""
         try:
-            await self.flush()
-        except (SQLAlchemyError, OSError):
-            log.exception("audit flush failed; %d events kept for the next one", self.pending)
+            await self._redis.xgroup_create(self._journal, GROUP, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
 
-    async def run(self, interval_s: float = 1.0) -> None:
-        """Flush every `interval_s` (or when a batch is full) until `stop()`, then once more."""
+    async def drain_once(self) -> int:
+        """Write one batch: entries a dead drainer left, else new ones; return how many."""
+        entries = await self._stale() or await self.read_new()
+        if not entries:
+            return 0
+        async with self._engine.begin() as conn:
+            await write_entries(conn, entries)
+        ids = [entry.entry_id for entry in entries]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            _ = pipe.xack(self._journal, GROUP, *ids)
+            _ = pipe.xdel(self._journal, *ids)
+            await pipe.execute()
+        self.written += len(entries)
+        self.flushes += 1
+        return len(entries)
+
+    async def drain_all(self) -> int:
+        """Drain until the journal is empty (for tests and a clean stop); return how many."""
+        total = 0
+        while drained := await self.drain_once():
+            total += drained
+        return total
+
+    async def run(self, interval_s: float = 0.2) -> None:
+        """Drain until `stop()`: a full batch at once, else every `interval_s`; then the rest."""
+        await self.ensure_group()
         while not self._stop.is_set():
-            await _first_of(self._clock.sleep(interval_s), self._full.wait(), self._stop.wait())
-            await self.flush_safely()
-        await self.flush_safely()
+            drained = await self._drain_safely()
+            if drained < self._batch:
+                await _first_of(self._clock.sleep(interval_s), self._stop.wait())
+        await self._drain_safely(until_empty=True)
 
     def stop(self) -> None:
-        """Make `run()` do its last flush and return."""
+        """Make `run()` drain what is left and return."""
         self._stop.set()
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.time(), UTC)
+    async def _drain_safely(self, *, until_empty: bool = False) -> int:
+        """Drain, logging (not raising) a server failure: the entries stay in the journal."""
+        try:
+            return await (self.drain_all() if until_empty else self.drain_once())
+        except (SQLAlchemyError, RedisError, OSError):
+            log.exception("journal drain failed; its entries stay in Redis for the next try")
+            return 0
+
+    async def read_new(self) -> list[JournalEntry]:
+        """Read up to a batch of new entries: delivered to this consumer, not yet acked."""
+        reply: Any = await self._redis.xreadgroup(
+            GROUP, self._consumer, {self._journal: ">"}, count=self._batch
+        )  # [(stream, [(id, fields), ...])]
+        return [JournalEntry.parse(i, f) for _, messages in reply for i, f in messages]
+
+    async def _stale(self) -> list[JournalEntry]:
+        reply: list[Any] = await self._redis.xautoclaim(
+            self._journal, GROUP, self._consumer, self._stale_ms, "0-0", count=self._batch
+        )  # [next start, [(id, fields), ...], deleted ids]
+        return [JournalEntry.parse(i, f) for i, f in reply[1] if f]
 
 
-async def _write(conn: AsyncConnection, events: list[_Recorded], dead: list[_Recorded]) -> int:
-    """Insert dead jobs, then audit rows, then upsert latest states; return the rows."""
-    buried = await _insert_dead(conn, dead)
-    audited = events + [each for each in dead if each.job.id in buried]
-    if audited:
-        await conn.execute(audit_table.insert(), [_audit_row(each) for each in audited])
-    states = _latest_states(events + dead)
-    await conn.execute(_upsert_jobs(), states)
-    return len(buried) + len(audited) + len(states)
-
-
-async def _insert_dead(conn: AsyncConnection, dead: list[_Recorded]) -> set[str]:
-    """Insert DLQ rows, skipping jobs already buried; return the ids this call buried."""
-    if not dead:
-        return set()
-    statement = (
-        pg_insert(dead_table)
-        .on_conflict_do_nothing(index_elements=["job_id"])
-        .returning(dead_table.c.job_id)
-    )
-    result = await conn.execute(statement, [_dead_row(each) for each in dead])
-    return set(result.scalars().all())
+async def write_entries(conn: AsyncConnection, entries: Sequence[JournalEntry]) -> None:
+    """Write journal entries: audit rows, latest job states, DLQ rows; each idempotent."""
+    audit = pg_insert(audit_table).on_conflict_do_nothing(index_elements=["job_id", "version"])
+    await conn.execute(audit, [_audit_row(entry) for entry in entries])
+    await conn.execute(_upsert_jobs(), _latest_states(entries))
+    dead = [_dead_row(entry) for entry in entries if entry.event is AuditEvent.DEAD]
+    if dead:
+        await conn.execute(_upsert_dead(), _one_per_job(dead, "job_id"))
 
 
 def _upsert_jobs() -> Any:
-    """Upsert job rows; a row keeps its `created_at`, and an older event never wins."""
+    """Upsert job rows: state from the newest entry only; job data from whichever has it."""
     statement = pg_insert(jobs_table)
-    excluded = statement.excluded
+    new, old = statement.excluded, jobs_table.c
+    newer = old.version < new.version
+
+    def if_newer(column: str) -> Any:
+        return case((newer, new[column]), else_=old[column])
+
     return statement.on_conflict_do_update(
         index_elements=["id"],
         set_={
-            "state": excluded.state,
-            "attempts": excluded.attempts,
-            "updated_at": excluded.updated_at,
-            "last_error": excluded.last_error,
+            "state": if_newer("state"),
+            "attempts": if_newer("attempts"),
+            "last_error": if_newer("last_error"),
+            "updated_at": if_newer("updated_at"),
+            "version": func.greatest(old.version, new.version),
+            "payload": func.coalesce(new.payload, old.payload),
+            "max_attempts": func.coalesce(new.max_attempts, old.max_attempts),
+            "priority": func.coalesce(new.priority, old.priority),
+            "created_at": func.least(old.created_at, new.created_at),
         },
-        where=jobs_table.c.updated_at <= excluded.updated_at,
     )
 
 
-def _latest_states(recorded: list[_Recorded]) -> list[dict[str, Any]]:
-    """Return one job row per job id, from its last event."""
-    latest: dict[str, dict[str, Any]] = {}
-    for each in recorded:
-        first_seen = latest[each.job.id]["created_at"] if each.job.id in latest else each.at
-        latest[each.job.id] = _job_row(each) | {"created_at": first_seen}
-    return list(latest.values())
+def _upsert_dead() -> Any:
+    """Upsert DLQ rows: a job requeued and dead again keeps one row, its latest death."""
+    statement = pg_insert(dead_table)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["job_id"],
+        set_={c: new[c] for c in ("payload", "attempts", "error", "died_at")},
+    )
 
 
-def _job_row(recorded: _Recorded) -> dict[str, Any]:
-    job = recorded.job
+def _latest_states(entries: Sequence[JournalEntry]) -> list[dict[str, Any]]:
+    """Return one job row per job: state from its newest entry, data from any that has it."""
+    rows: dict[str, dict[str, Any]] = {}
+    for entry in sorted(entries, key=lambda each: each.version):
+        row = rows.setdefault(
+            entry.job_id,
+            {"payload": None, "max_attempts": None, "priority": None, "created_at": entry.at},
+        )
+        row |= {
+            "id": entry.job_id,
+            "type": entry.job_type,
+            "state": str(entry.state),
+            "attempts": entry.attempt,
+            "updated_at": entry.at,
+            "last_error": entry.fields.get("err"),
+            "version": entry.version,
+        }
+        if "p" in entry.fields:
+            row |= _job_data(entry)
+    return list(rows.values())
+
+
+def _job_data(entry: JournalEntry) -> dict[str, Any]:
     return {
-        "id": job.id,
-        "type": job.type,
-        "payload": job.payload,
-        "state": str(_STATE_AFTER[recorded.event]),
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "priority": job.priority,
-        "created_at": recorded.at,
-        "updated_at": recorded.at,
-        "last_error": recorded.error,
+        "payload": json.loads(entry.fields["p"]),
+        "max_attempts": int(entry.fields["m"]),
+        "priority": int(entry.fields["pr"]),
     }
 
 
-def _audit_row(recorded: _Recorded) -> dict[str, Any]:
+def _audit_row(entry: JournalEntry) -> dict[str, Any]:
     return {
-        "job_id": recorded.job.id,
-        "event": str(recorded.event),
-        "attempt": recorded.job.attempts,
-        "error": recorded.error,
-        "at": recorded.at,
+        "job_id": entry.job_id,
+        "version": entry.version,
+        "event": str(entry.event),
+        "attempt": entry.attempt,
+        "error": entry.fields.get("err"),
+        "at": entry.at,
     }
 
 
-def _dead_row(recorded: _Recorded) -> dict[str, Any]:
+def _dead_row(entry: JournalEntry) -> dict[str, Any]:
     return {
-        "job_id": recorded.job.id,
-        "type": recorded.job.type,
-        "payload": recorded.job.payload,
-        "attempts": recorded.job.attempts,
-        "error": recorded.error or "",
-        "died_at": recorded.at,
+        "job_id": entry.job_id,
+        "type": entry.job_type,
+        "attempts": entry.attempt,
+        "error": entry.fields.get("err", ""),
+        "died_at": entry.at,
+        **_job_data(entry),
     }
+
+
+def _one_per_job(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Keep the last row per job: one statement may not upsert a row twice."""
+    return list({row[key]: row for row in rows}.values())
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def _first_of(*awaitables: Any) -> None:

@@ -8,12 +8,14 @@ lease found lost (reclaimed after a stall) cancels its handler, whose ack would 
 refused anyway. Guarantee: at least once — a job is acked only after its handler
 returned, so a kill at any moment leaves it leased, and the next reclaim after
 `lease_ms` re-delivers it. The failures it handles: a handler that raises or hangs
-(nack with backoff; dead after `max_attempts`), a Redis error in the loop or the
-heartbeat (logged; the loop carries on), and a graceful stop (`drain`: stop claiming,
-let running jobs finish within a grace, hand the rest back without using an attempt).
-Dead jobs go to `on_dead`: with an `AuditWriter` (`scheduler.store`), buried in the
-PostgreSQL dead-letter table, which also gets every started, succeeded, failed, retried
-and requeued delivery in batches; without one, they are logged.
+(nack with backoff; dead after `max_attempts`, or at once for a `PermanentJobError`;
+both count against the lane's circuit breaker except permanent and unknown-type
+errors, which are the job's fault, not the downstream's), a Redis error in the loop or
+the heartbeat (logged; the loop carries on), and a graceful stop (`drain`: stop
+claiming, let running jobs finish within a grace, hand the rest back without using an
+attempt). The audit trail and the DLQ do not depend on this process surviving: the
+queue scripts journal every transition, and `serve()` runs a `JournalDrain` that
+writes the journal to PostgreSQL. `on_dead` only tells the caller of a dead job.
 """
 
 import argparse
@@ -32,10 +34,10 @@ from labs.clients import redis_client, sql_engine
 from labs.clock import Clock, SystemClock
 from labs.imports import load_target
 from labs.keys import KeyBuilder
-from scheduler.domain import DeadJob, Job, RetryPolicy
+from scheduler.domain import DeadJob, Job, PermanentJobError, RetryPolicy
 from scheduler.handlers import Handler, HandlerContext, HandlerFactory, builtin_handlers
 from scheduler.queue import Lease, RedisQueue
-from scheduler.store import AuditEvent, AuditWriter, ensure_schema
+from scheduler.store import JournalDrain, ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +77,10 @@ class Worker:
         poll_s: float = 0.1,
         worker_id: str | None = None,
         on_dead: DeadSink | None = None,
-        audit: AuditWriter | None = None,
     ) -> None:
         """Take jobs from `queue`; time and chance only from `clock` and `rng`.
 
-        With `audit`, deliveries are recorded and dead jobs buried in PostgreSQL unless
-        `on_dead` is given; with neither, dead jobs are logged.
+        `on_dead` hears of each job this worker saw die (default: a log line).
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -94,8 +94,7 @@ class Worker:
         self._retry = retry or RetryPolicy()
         self._timeout_s = timeout_s
         self._poll_s = poll_s
-        self._audit = audit
-        self._on_dead = on_dead or (audit.bury if audit is not None else _log_dead)
+        self._on_dead = on_dead or _log_dead
         self._running: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
         self._stop = asyncio.Event()
         self.processed = 0
@@ -135,8 +134,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             with contextlib.suppress(RedisError):
-                if await self._queue.release(lease):
-                    self._record(AuditEvent.REQUEUED, lease.job)
+                await self._queue.release(lease)
 
     async def _pass(self) -> int:
         """Reclaim, then claim for the free slots; return how many jobs were claimed."""
@@ -165,7 +163,6 @@ class Worker:
 
     async def _deliver(self, lease: Lease) -> None:
         job = lease.job
-        self._record(AuditEvent.STARTED, job)
         try:
             handler = self._handlers.get(job.type, _unknown_type)
             await self._within_timeout(handler(job))
@@ -187,26 +184,22 @@ class Worker:
             log.exception("job %s: could not record its outcome; it will run again", lease.job.id)
 
     async def _ack(self, lease: Lease) -> None:
-        if await self._queue.ack(lease):
-            self._record(AuditEvent.SUCCEEDED, lease.job)
-        else:
+        if not await self._queue.ack(lease):
             log.warning("job %s: ack refused, the lease was lost", lease.job.id)
 
     async def _fail(self, lease: Lease, error: BaseException) -> None:
-        delay = self._retry.delay_ms(lease.job.attempts, self._rng)
-        result = await self._queue.nack(lease, delay, repr(error))
+        permanent = isinstance(error, PermanentJobError)
+        result = await self._queue.nack(
+            lease,
+            self._retry.delay_ms(lease.job.attempts, self._rng),
+            repr(error),
+            permanent=permanent,
+            trips_breaker=not permanent and not isinstance(error, UnknownJobTypeError),
+        )
         if result.refused:
             log.warning("job %s: nack refused, the lease was lost", lease.job.id)
-            return
-        self._record(AuditEvent.FAILED, lease.job, repr(error))
-        if result.dead is not None:
+        elif result.dead is not None:
             await self._on_dead(result.dead)
-        else:
-            self._record(AuditEvent.RETRIED, lease.job, repr(error))
-
-    def _record(self, event: AuditEvent, job: Job, error: str | None = None) -> None:
-        if self._audit is not None:
-            self._audit.record(event, job, error)
 
     async def _within_timeout(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -257,7 +250,7 @@ async def serve(
     grace_s: float,
     database_url: str | None = None,
     burst: bool = False,
-    audit_interval_s: float = 1.0,
+    audit_interval_s: float = 0.2,
     handlers: HandlerFactory = builtin_handlers,
 ) -> None:
     """Run a worker with `handlers` (default: the built-ins) until SIGTERM or SIGINT, then drain.
@@ -272,20 +265,21 @@ async def serve(
     rng = random.Random()
     try:
         await client.ping()
-        audit = None
-        if engine is not None:
-            await ensure_schema(engine)
-            audit = AuditWriter(engine, clock=clock)
+        redis_queue = RedisQueue(client, KeyBuilder(prefix), queue, journal=engine is not None)
         worker = Worker(
-            RedisQueue(client, KeyBuilder(prefix), queue),
+            redis_queue,
             handlers(HandlerContext(clock=clock, rng=rng, redis=client)),
             clock=clock,
             rng=rng,
             concurrency=concurrency,
             lease_ms=lease_ms,
-            audit=audit,
         )
-        await _run_until_signalled(worker, audit, grace_s, burst=burst, interval_s=audit_interval_s)
+        drain = None
+        if engine is not None:
+            await ensure_schema(engine)
+            journal = redis_queue.journal_key
+            drain = JournalDrain(client, journal, engine, consumer=worker.id, clock=clock)
+        await _run_until_signalled(worker, drain, grace_s, burst=burst, interval_s=audit_interval_s)
     finally:
         await client.aclose()
         if engine is not None:
@@ -293,24 +287,24 @@ async def serve(
 
 
 async def _run_until_signalled(
-    worker: Worker, audit: AuditWriter | None, grace_s: float, *, burst: bool, interval_s: float
+    worker: Worker, drain: JournalDrain | None, grace_s: float, *, burst: bool, interval_s: float
 ) -> None:
-    """Run `worker` (and `audit`'s flusher); SIGTERM/SIGINT drain it; flush at the end."""
+    """Run `worker` (and the journal `drain`); SIGTERM/SIGINT drain both; flush at the end."""
     loop = asyncio.get_running_loop()
     draining: set[asyncio.Task[None]] = set()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(
             signum, lambda: draining.add(asyncio.create_task(worker.drain(grace_s)))
         )
-    flusher = asyncio.create_task(audit.run(interval_s)) if audit is not None else None
+    flusher = asyncio.create_task(drain.run(interval_s)) if drain is not None else None
     try:
         await worker.run(burst=burst)
         await asyncio.gather(*draining)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        if audit is not None and flusher is not None:
-            audit.stop()
+        if drain is not None and flusher is not None:
+            drain.stop()
             await flusher
 
 

@@ -198,6 +198,16 @@ async def db(lab_urls: ServerUrls, db_schema: str) -> AsyncIterator[AsyncEngine]
 
 
 @pytest.fixture
+async def public_db(lab_urls: ServerUrls) -> AsyncIterator[AsyncEngine]:
+    """An engine on the default schema, where processes started by a test write."""
+    engine = sql_engine(lab_urls.require("database_url"), pool_size=1, max_overflow=0)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
 def topic_name() -> Callable[[str], str]:
     """Make Kafka topic names that no other test uses."""
 

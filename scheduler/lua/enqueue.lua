@@ -3,11 +3,16 @@
 -- KEYS[2]: ready ZSET (job id -> (MAX_PRIORITY - priority) * 2^49 + sequence)
 -- KEYS[3]: sequence counter (INCR), FIFO order within a priority
 -- KEYS[4]: the job's hash
--- KEYS[5]: optional dedupe key (a string holding the first job's id)
+-- KEYS[5]: journal stream (every transition, drained into the PostgreSQL audit log)
+-- KEYS[6]: optional dedupe key (a string holding the first job's id)
 -- ARGV[1]: now in ms, or "" to read Redis TIME (production: the only clock)
 -- ARGV[2]: job id; ARGV[3]: type; ARGV[4]: payload (JSON); ARGV[5]: priority (0..9)
 -- ARGV[6]: max attempts; ARGV[7]: run time in ms, or "" for now
--- returns {id, 1} for a new job, or {first id, 0} when the dedupe key already exists.
+-- ARGV[8]: lane (what breakers and limits key on: the type, or type@host)
+-- ARGV[9]: "1" to journal, "" not to; ARGV[10]: the journal event ("enqueued" or
+--          "requeued", for a dead job sent back from the DLQ)
+-- returns {id, 1} for a new job, or {first id, 0} when the dedupe key already exists
+--          or a job with this id is already live (enqueueing the same id twice is safe).
 
 local function int(x) return string.format('%d', x) end
 
@@ -17,9 +22,10 @@ if not now then
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local id = ARGV[2]
+if redis.call('EXISTS', KEYS[4]) == 1 then return {id, 0} end
 local dedupe = ''
-if #KEYS >= 5 then
-    dedupe = KEYS[5]
+if #KEYS >= 6 then
+    dedupe = KEYS[6]
     local first = redis.call('GET', dedupe)
     if first then return {first, 0} end
     redis.call('SET', dedupe, id)
@@ -36,5 +42,10 @@ else
 end
 redis.call('HSET', KEYS[4], 'id', id, 'type', ARGV[3], 'payload', ARGV[4],
     'priority', int(priority), 'attempts', 0, 'max_attempts', ARGV[6],
-    'run_at', int(run_at), 'enqueued_at', int(now), 'state', state, 'dedupe', dedupe)
+    'run_at', int(run_at), 'enqueued_at', int(now), 'state', state, 'dedupe', dedupe,
+    'lane', ARGV[8])
+if ARGV[9] == '1' then
+    redis.call('XADD', KEYS[5], '*', 'e', ARGV[10], 'id', id, 't', ARGV[3], 'a', 0,
+        'p', ARGV[4], 'pr', int(priority), 'm', ARGV[6], 's', state)
+end
 return {id, 1}

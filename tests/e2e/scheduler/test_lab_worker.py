@@ -1,31 +1,17 @@
 """`lab worker --burst` as a user runs it: jobs acked in Redis, audited in PostgreSQL."""
 
-from collections.abc import AsyncIterator
-
-import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from labs.cli.worker import KEY_PREFIX
-from labs.clients import sql_engine
 from labs.keys import KeyBuilder
 from labs.settings import ServerUrls
 from labs.testing.pytest_plugin import LabRunner, unique
-from scheduler.queue import Counts, RedisQueue
+from scheduler.queue import RedisQueue
 from scheduler.store import audit_table, ensure_schema
 
 JOBS = 4
-
-
-@pytest.fixture
-async def public_db(lab_urls: ServerUrls) -> AsyncIterator[AsyncEngine]:
-    """An engine on the default schema, where `lab worker` writes."""
-    engine = sql_engine(lab_urls.require("database_url"), pool_size=1, max_overflow=0)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_lab_worker_burst_acks_the_jobs_and_audits_them(
@@ -47,7 +33,7 @@ async def test_lab_worker_burst_acks_the_jobs_and_audits_them(
             DATABASE_URL=lab_urls.require("database_url"),
         )
         assert result.returncode == 0, result.stderr
-        assert await q.counts() == Counts(scheduled=0, ready=0, leased=0)
+        assert (await q.counts()).live == 0
         assert not any([await redis.exists(q.job_key(job_id)) for job_id in ids])
         await ensure_schema(public_db)
         async with public_db.connect() as conn:
@@ -59,10 +45,10 @@ async def test_lab_worker_burst_acks_the_jobs_and_audits_them(
                 )
             ).all()
         assert sorted((e.job_id, e.event) for e in events) == sorted(
-            (job_id, event) for job_id in ids for event in ("started", "succeeded")
+            (job_id, event) for job_id in ids for event in ("enqueued", "started", "succeeded")
         )
     finally:
-        await redis.delete(KeyBuilder(KEY_PREFIX).tagged(queue_name, "seq"))
+        await redis.delete(KeyBuilder(KEY_PREFIX).tagged(queue_name, "seq"), q.journal_key)
 
 
 def test_lab_worker_without_servers_says_so_in_one_line(lab: LabRunner) -> None:

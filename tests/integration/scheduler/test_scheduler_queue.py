@@ -1,9 +1,12 @@
 """The Redis queue on the real server, driven by explicit Redis times (now_ms)."""
 
+from typing import Any
+
 from redis.asyncio import Redis
 
 from labs.keys import KeyBuilder
 from scheduler.queue import RedisQueue
+from scheduler.store import JournalEntry
 
 T0 = 1_700_000_000_000
 LEASE = 1_000
@@ -27,10 +30,19 @@ async def test_enqueue_claim_ack_deletes_the_job(redis: Redis, keys: KeyBuilder)
     assert await q.owner(enqueued.id) == "w1"
     assert await q.claim("w2", 10, LEASE, now_ms=T0) == []
     assert await q.ack(lease)
-    assert await q.counts() == type(await q.counts())(scheduled=0, ready=0, leased=0)
-    # Bounded memory: nothing of the job is left but the sequence counter.
-    assert [key async for key in redis.scan_iter(match=f"{keys.prefix}:*")] == [
-        keys.tagged("q", "seq").encode()
+    assert (await q.counts()).live == 0
+    # Bounded memory: nothing of the job is left but its journal (until drained) and
+    # the sequence counter.
+    assert sorted([key async for key in redis.scan_iter(match=f"{keys.prefix}:*")]) == [
+        q.journal_key.encode(),
+        keys.tagged("q", "seq").encode(),
+    ]
+    entries: Any = await redis.xrange(q.journal_key)
+    journal = [JournalEntry.parse(entry_id, fields) for entry_id, fields in entries]
+    assert [(e.event, e.job_id, e.attempt) for e in journal] == [
+        ("enqueued", enqueued.id, 0),
+        ("started", enqueued.id, 1),
+        ("succeeded", enqueued.id, 1),
     ]
 
 
@@ -109,7 +121,7 @@ async def test_five_failures_make_the_job_dead_and_remove_it(
     assert result.dead.job.attempts == 5
     assert result.dead.job.payload == {"n": 1}
     assert result.dead.error == "boom"
-    assert await q.counts() == type(await q.counts())(scheduled=0, ready=0, leased=0)
+    assert (await q.counts()).live == 0
     assert not await redis.exists(q.job_key(job.id))
     assert (await q.enqueue("fail", dedupe_key="d", now_ms=now)).created
 
@@ -182,7 +194,9 @@ async def test_an_expired_last_attempt_is_dead(redis: Redis, keys: KeyBuilder) -
     await q.claim("dead-worker", 1, LEASE, now_ms=T0)
     requeued, dead = await q.reclaim(now_ms=T0 + LEASE + 1)
     assert requeued == 0
-    assert [(each.job.id, each.error) for each in dead] == [(job.id, "lease expired")]
+    assert [(each.job.id, each.error) for each in dead] == [
+        (job.id, "lease expired (worker dead-worker)")
+    ]
     assert not await redis.exists(q.job_key(job.id))
 
 

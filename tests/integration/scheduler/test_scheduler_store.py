@@ -1,29 +1,32 @@
-"""The PostgreSQL audit trail and dead-letter table, on the real server, in the test's schema."""
+"""The journal drain into PostgreSQL, on the real servers, in the test's own schema."""
 
 import asyncio
 import random
 
 from redis.asyncio import Redis
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from labs.clients import sql_engine
 from labs.clock import ManualClock
 from labs.keys import KeyBuilder
 from labs.testing.waiting import until
-from scheduler.domain import DeadJob, Job, RetryPolicy
+from scheduler.domain import RetryPolicy
 from scheduler.handlers import HandlerContext, builtin_handlers
 from scheduler.queue import RedisQueue
 from scheduler.store import (
-    AuditEvent,
-    AuditWriter,
+    JournalDrain,
     audit_table,
     dead_table,
     ensure_schema,
     jobs_table,
+    write_entries,
 )
 from scheduler.worker import Worker
 
 NO_BACKOFF = RetryPolicy(base_ms=0, cap_ms=0)
+T0 = 1_700_000_000_000
+LEASE = 1_000
 
 
 async def count(db: AsyncEngine, query: str) -> int:
@@ -32,122 +35,175 @@ async def count(db: AsyncEngine, query: str) -> int:
         return int((await conn.execute(text(query))).scalar_one())
 
 
-async def test_one_flush_writes_every_buffered_event_and_keeps_the_latest_state(
-    db: AsyncEngine,
+async def drain_for(
+    q: RedisQueue, db: AsyncEngine, consumer: str = "d1", **options: int
+) -> JournalDrain:
+    """A drain of `q`'s journal into `db`, its consumer group created."""
+    drain = JournalDrain(
+        q.redis, q.journal_key, db, consumer=consumer, clock=ManualClock(), **options
+    )
+    await drain.ensure_group()
+    return drain
+
+
+async def history(db: AsyncEngine, job_id: str) -> list[tuple[str, int]]:
+    """Return the job's audit events, in journal order."""
+    query = select(audit_table.c.event, audit_table.c.attempt).where(audit_table.c.job_id == job_id)
+    async with db.connect() as conn:
+        rows = (await conn.execute(query.order_by(audit_table.c.version))).all()
+    return [(row.event, row.attempt) for row in rows]
+
+
+async def test_one_batch_is_one_transaction_and_keeps_the_latest_state(
+    db: AsyncEngine, redis: Redis, keys: KeyBuilder
 ) -> None:
-    """One flush writes every buffered event and keeps the latest state."""
+    """One drain writes every journaled transition in two statements and empties the journal."""
     await ensure_schema(db)
     await ensure_schema(db)  # idempotent
-    clock = ManualClock()
-    audit = AuditWriter(db, clock=clock)
-    jobs = [Job(id=f"j{n}", type="noop", payload={"n": n}) for n in range(50)]
-    for job in jobs:
-        audit.record(AuditEvent.ENQUEUED, job)
-    clock.advance(1)
-    for job in jobs:
-        started = Job(id=job.id, type=job.type, payload=job.payload, attempts=1)
-        audit.record(AuditEvent.STARTED, started)
-        audit.record(AuditEvent.SUCCEEDED, started)
-    assert audit.pending == 150
-    assert await count(db, "SELECT count(*) FROM scheduler_audit") == 0  # nothing on the hot path
+    q = RedisQueue(redis, keys)
+    ids = [(await q.enqueue("noop", {"n": n}, priority=2)).id for n in range(50)]
+    for lease in await q.claim("w1", 50, LEASE):
+        assert await q.ack(lease)
+    drain = await drain_for(q, db)
 
     statements: list[str] = []
     event.listen(db.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    assert await audit.flush() == 150 + 50
-    assert [s.split()[:3] for s in statements] == [  # one multi-row INSERT, one upsert
+    assert await drain.drain_once() == 150
+    assert [s.split()[:3] for s in statements] == [
         ["INSERT", "INTO", "scheduler_audit"],
         ["INSERT", "INTO", "scheduler_jobs"],
     ]
-    assert audit.flushes == 1
-    assert audit.pending == 0
-    assert await count(db, "SELECT count(*) FROM scheduler_audit") == 150
+    assert await redis.xlen(q.journal_key) == 0  # acknowledged and deleted after the commit
+    assert await drain.drain_once() == 0  # an empty journal costs no transaction
+    assert drain.flushes == 1
     async with db.connect() as conn:
-        grouped = select(jobs_table.c.state, func.count().label("n")).group_by(jobs_table.c.state)
-        states: dict[str, int] = {r.state: r.n for r in (await conn.execute(grouped)).all()}
-        row = (await conn.execute(select(jobs_table).where(jobs_table.c.id == "j7"))).one()
-    assert states == {"succeeded": 50}
-    assert row.payload == {"n": 7}
-    assert row.attempts == 1
-    assert row.updated_at.timestamp() - row.created_at.timestamp() == 1
-    assert await audit.flush() == 0  # an empty buffer costs no transaction
-    assert audit.flushes == 1
+        rows = {r.id: r for r in (await conn.execute(select(jobs_table))).all()}
+    assert {r.state for r in rows.values()} == {"succeeded"}
+    assert (rows[ids[7]].payload, rows[ids[7]].priority, rows[ids[7]].attempts) == ({"n": 7}, 2, 1)
+    assert await history(db, ids[7]) == [("enqueued", 0), ("started", 1), ("succeeded", 1)]
 
 
-async def test_an_older_state_never_overwrites_a_newer_one(db: AsyncEngine) -> None:
-    """An older state never overwrites a newer one."""
-    await ensure_schema(db)
-    late, early = ManualClock(start=2_000_000_000), ManualClock()
-    job = Job(id="j", type="noop", attempts=1)
-    newer = AuditWriter(db, clock=late)
-    newer.record(AuditEvent.SUCCEEDED, job)
-    await newer.flush()
-    older = AuditWriter(db, clock=early)  # e.g. a stalled worker's buffer, flushed late
-    older.record(AuditEvent.STARTED, job)
-    await older.flush()
-    async with db.connect() as conn:
-        state = (await conn.execute(select(jobs_table.c.state))).scalar_one()
-    assert state == "succeeded"
-    assert await count(db, "SELECT count(*) FROM scheduler_audit") == 2
-
-
-async def test_bury_is_idempotent(db: AsyncEngine) -> None:
-    """Burying a job twice leaves one DLQ row and one `dead` audit row."""
-    await ensure_schema(db)
-    audit = AuditWriter(db, clock=ManualClock())
-    dead = DeadJob(Job(id="d1", type="fail", payload={"x": 1}, attempts=3), "boom")
-    await audit.bury(dead)
-    await audit.bury(dead)
-    assert audit.flushes == 2
-    async with db.connect() as conn:
-        rows = (await conn.execute(select(dead_table))).all()
-        events = (await conn.execute(select(audit_table.c.event, audit_table.c.attempt))).all()
-        state = (await conn.execute(select(jobs_table.c.state))).scalar_one()
-    assert [(r.job_id, r.type, r.payload, r.attempts, r.error) for r in rows] == [
-        ("d1", "fail", {"x": 1}, 3, "boom")
-    ]
-    assert [tuple(each) for each in events] == [("dead", 3)]
-    assert state == "dead"
-
-
-async def test_a_failed_flush_keeps_its_events_for_the_next(db: AsyncEngine) -> None:
-    """A failed flush (here: no tables yet) keeps its events, and the next one writes them."""
-    audit = AuditWriter(db, clock=ManualClock())
-    audit.record(AuditEvent.STARTED, Job(id="a", type="noop", attempts=1))
-    await audit.bury(DeadJob(Job(id="b", type="fail", attempts=1), "boom"))  # logs, no raise
-    assert audit.pending == 2
-    await ensure_schema(db)
-    await audit.flush()
-    assert audit.pending == 0
-    assert await count(db, "SELECT count(*) FROM scheduler_dead") == 1
-    assert await count(db, "SELECT count(*) FROM scheduler_audit") == 2
-
-
-async def test_run_flushes_on_its_interval_and_on_stop(db: AsyncEngine) -> None:
-    """The background flusher writes each interval and once more on stop."""
-    await ensure_schema(db)
-    clock = ManualClock()
-    audit = AuditWriter(db, clock=clock)
-    running = asyncio.create_task(audit.run(interval_s=1.0))
-    audit.record(AuditEvent.STARTED, Job(id="a", type="noop", attempts=1))
-    await until(lambda: clock.sleepers == 1, "the flusher's timer")
-    clock.advance(1)
-    await until(lambda: audit.flushes == 1, "the periodic flush")
-    audit.record(AuditEvent.SUCCEEDED, Job(id="a", type="noop", attempts=1))
-    audit.stop()
-    await asyncio.wait_for(running, 10)
-    assert audit.flushes == 2
-    assert await count(db, "SELECT count(*) FROM scheduler_audit") == 2
-
-
-async def test_a_worker_with_the_store_audits_failures_and_buries_the_dead(
+async def test_a_drainer_killed_before_its_ack_is_replaced_without_duplicates(
     db: AsyncEngine, redis: Redis, keys: KeyBuilder
 ) -> None:
-    """A burst of failing and passing jobs ends in n `failed`, `dead` and DLQ rows."""
+    """Entries a dead drainer committed but never acked are taken over and written once."""
+    await ensure_schema(db)
+    q = RedisQueue(redis, keys)
+    job = await q.enqueue("noop")
+    [lease] = await q.claim("w1", 1, LEASE)
+    await q.ack(lease)
+    dead_drainer = await drain_for(q, db, "d1")
+    entries = await dead_drainer.read_new()  # read, as a drainer does, then "die"
+    async with db.begin() as conn:
+        await write_entries(conn, entries)  # committed; the process dies before XACK
+    heir = await drain_for(q, db, "d2", stale_ms=0)
+    assert await heir.drain_once() == 3
+    assert await history(db, job.id) == [("enqueued", 0), ("started", 1), ("succeeded", 1)]
+    assert await redis.xlen(q.journal_key) == 0
+
+
+async def test_an_older_batch_committed_late_never_moves_a_state_back(
+    db: AsyncEngine, redis: Redis, keys: KeyBuilder
+) -> None:
+    """Two drainers committing out of order: the state is the newest entry's."""
+    await ensure_schema(db)
+    q = RedisQueue(redis, keys)
+    job = await q.enqueue("noop", {"x": 1})
+    [lease] = await q.claim("w1", 1, LEASE)
+    first, second = await drain_for(q, db, "d1", batch=2), await drain_for(q, db, "d2", batch=2)
+    older = await first.read_new()  # enqueued, started
+    await q.ack(lease)
+    newer = await second.read_new()  # succeeded
+
+    async with db.begin() as conn:
+        await write_entries(conn, newer)
+    async with db.begin() as conn:
+        await write_entries(conn, older)
+    async with db.connect() as conn:
+        row = (await conn.execute(select(jobs_table).where(jobs_table.c.id == job.id))).one()
+    assert (row.state, row.payload, row.max_attempts) == ("succeeded", {"x": 1}, 5)
+
+
+async def test_dead_jobs_reach_the_dlq_through_the_journal(
+    db: AsyncEngine, redis: Redis, keys: KeyBuilder
+) -> None:
+    """A job out of attempts is gone from Redis and in `scheduler_dead` once drained."""
+    await ensure_schema(db)
+    q = RedisQueue(redis, keys)
+    failing = await q.enqueue("fail", {"x": 1}, max_attempts=2, priority=4, now_ms=T0)
+    expiring = await q.enqueue("sleep", max_attempts=1, now_ms=T0)
+    for attempt in (1, 2):
+        [lease] = await q.claim("w1", 1, LEASE, now_ms=T0)
+        assert lease.job.attempts == attempt
+        await q.nack(lease, 0, "boom", now_ms=T0)
+    await q.claim("gone", 1, LEASE, now_ms=T0)
+    await q.reclaim(now_ms=T0 + LEASE + 1)
+    assert (await q.counts()).live == 0
+    await (await drain_for(q, db)).drain_all()
+    async with db.connect() as conn:
+        dead = {r.job_id: r for r in (await conn.execute(select(dead_table))).all()}
+    assert (dead[failing.id].payload, dead[failing.id].priority) == ({"x": 1}, 4)
+    assert (dead[failing.id].attempts, dead[failing.id].error) == (2, "boom")
+    assert dead[expiring.id].error == "lease expired (worker gone)"
+    assert await history(db, failing.id) == [
+        ("enqueued", 0),
+        ("started", 1),
+        ("failed", 1),
+        ("retried", 1),
+        ("started", 2),
+        ("failed", 2),
+        ("dead", 2),
+    ]
+
+
+async def test_a_database_outage_keeps_the_entries_in_redis(
+    db: AsyncEngine, redis: Redis, keys: KeyBuilder
+) -> None:
+    """A drain that cannot reach PostgreSQL acks nothing; a later one writes it all."""
+    await ensure_schema(db)
+    q = RedisQueue(redis, keys)
+    await q.enqueue("noop")
+    down = sql_engine("postgresql://postgres@127.0.0.1:1/lab", pool_size=1, max_overflow=0)
+    try:
+        outage = await drain_for(q, down, "d1")
+        run = asyncio.create_task(outage.run())
+        outage.stop()
+        await asyncio.wait_for(run, 30)  # logged, not raised
+    finally:
+        await down.dispose()
+    assert outage.written == 0
+    assert await redis.xlen(q.journal_key) == 1
+    assert await (await drain_for(q, db, "d2", stale_ms=0)).drain_all() == 1
+
+
+async def test_run_drains_on_its_interval_and_on_stop(
+    db: AsyncEngine, redis: Redis, keys: KeyBuilder
+) -> None:
+    """The background drain writes each interval and once more on stop."""
+    await ensure_schema(db)
+    q = RedisQueue(redis, keys)
+    clock = ManualClock()
+    drain = JournalDrain(redis, q.journal_key, db, consumer="d1", clock=clock)
+    running = asyncio.create_task(drain.run(interval_s=1.0))
+    await q.enqueue("noop")
+    await until(lambda: clock.sleepers == 1, "the drain's timer")
+    clock.advance(1)
+    await until(lambda: drain.written == 1, "the periodic drain")
+    await q.enqueue("noop")
+    drain.stop()
+    await asyncio.wait_for(running, 10)
+    assert drain.written == 2
+    assert await count(db, "SELECT count(*) FROM scheduler_audit") == 2
+
+
+async def test_a_worker_audits_failures_and_buries_the_dead(
+    db: AsyncEngine, redis: Redis, keys: KeyBuilder
+) -> None:
+    """A burst of failing and passing jobs ends in `failed`, `dead` and DLQ rows."""
     await ensure_schema(db)
     q = RedisQueue(redis, keys)
     clock = ManualClock()
     rng = random.Random(3)
-    audit = AuditWriter(db, clock=clock)
     failing = [(await q.enqueue("fail", {"message": "nope"}, max_attempts=3)).id for _ in range(2)]
     passing = (await q.enqueue("noop")).id
     worker = Worker(
@@ -156,26 +212,19 @@ async def test_a_worker_with_the_store_audits_failures_and_buries_the_dead(
         clock=clock,
         rng=rng,
         retry=NO_BACKOFF,
-        audit=audit,
     )
     await asyncio.wait_for(worker.run(burst=True), 10)
-    await audit.flush()
+    await (await drain_for(q, db)).drain_all()
 
     async with db.connect() as conn:
         dead = (await conn.execute(select(dead_table).order_by("job_id"))).all()
-        events = (
-            await conn.execute(
-                select(audit_table.c.job_id, audit_table.c.event, audit_table.c.attempt).order_by(
-                    audit_table.c.id
-                )
-            )
-        ).all()
         states = dict((await conn.execute(select(jobs_table.c.id, jobs_table.c.state))).all())
     assert [(r.job_id, r.attempts, r.error) for r in dead] == [
         (job_id, 3, "JobFailedError('nope')") for job_id in sorted(failing)
     ]
     for job_id in failing:
-        assert [(e.event, e.attempt) for e in events if e.job_id == job_id] == [
+        assert await history(db, job_id) == [
+            ("enqueued", 0),
             ("started", 1),
             ("failed", 1),
             ("retried", 1),
@@ -186,8 +235,4 @@ async def test_a_worker_with_the_store_audits_failures_and_buries_the_dead(
             ("failed", 3),
             ("dead", 3),
         ]
-    assert [(e.event, e.attempt) for e in events if e.job_id == passing] == [
-        ("started", 1),
-        ("succeeded", 1),
-    ]
     assert states == {failing[0]: "dead", failing[1]: "dead", passing: "succeeded"}
