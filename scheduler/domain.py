@@ -186,6 +186,11 @@ class LanePolicy:
         return cls(**fields, breaker=None if breaker is None else BreakerPolicy(**breaker))
 
 
+DEFAULT_POLICIES = {"webhook": LanePolicy(concurrency=20, breaker=BreakerPolicy())}
+"""What a worker sets for types that have no policy yet: each webhook host gets a breaker
+and at most 20 calls in flight across the fleet. An operator's own policy is kept."""
+
+
 def lane_of(job_type: str, payload: dict[str, Any]) -> str:
     """Return the lane breakers and limits key on: `type@host` for a URL payload, else type."""
     url = payload.get("url")

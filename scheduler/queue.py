@@ -356,6 +356,11 @@ class RedisQueue:
         else:
             await self._redis.hset(self._policies, job_type, policy.to_json())
 
+    async def set_default_policies(self, defaults: Mapping[str, LanePolicy]) -> None:
+        """Set each type's policy unless it already has one (an operator's choice wins)."""
+        for job_type, policy in defaults.items():
+            await self._redis.hsetnx(self._policies, job_type, policy.to_json())
+
     async def policies(self) -> dict[str, LanePolicy]:
         """Return the policies by job type."""
         raw = await self._redis.hgetall(self._policies)

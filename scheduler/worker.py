@@ -34,7 +34,7 @@ from labs.clients import redis_client, sql_engine
 from labs.clock import Clock, SystemClock
 from labs.imports import load_target
 from labs.keys import KeyBuilder
-from scheduler.domain import DeadJob, Job, PermanentJobError, RetryPolicy
+from scheduler.domain import DEFAULT_POLICIES, DeadJob, Job, PermanentJobError, RetryPolicy
 from scheduler.handlers import Handler, HandlerContext, HandlerFactory, builtin_handlers
 from scheduler.queue import Lease, RedisQueue
 from scheduler.store import JournalDrain, ensure_schema
@@ -266,6 +266,7 @@ async def serve(
     try:
         await client.ping()
         redis_queue = RedisQueue(client, KeyBuilder(prefix), queue, journal=engine is not None)
+        await redis_queue.set_default_policies(DEFAULT_POLICIES)
         worker = Worker(
             redis_queue,
             handlers(HandlerContext(clock=clock, rng=rng, redis=client)),

@@ -3,7 +3,7 @@
 from redis.asyncio import Redis
 
 from labs.keys import KeyBuilder
-from scheduler.domain import BreakerPolicy, BreakerState, LanePolicy
+from scheduler.domain import DEFAULT_POLICIES, BreakerPolicy, BreakerState, LanePolicy
 from scheduler.queue import Lease, RedisQueue
 
 T0 = 1_700_000_000_000
@@ -31,12 +31,15 @@ async def fail_all(q: RedisQueue, leases: list[Lease], now_ms: int) -> None:
 
 
 async def test_policies_round_trip_through_redis(redis: Redis, keys: KeyBuilder) -> None:
-    """A policy written is the policy read; removing it removes it."""
+    """A policy written is read back; removed, it is gone; defaults never overwrite it."""
     policy = LanePolicy(concurrency=3, rate=2.5, burst=5, breaker=BREAKER)
     q = await queue_with(redis, keys, hook=policy)
     assert await q.policies() == {"hook": policy}
     await q.set_policy("hook", None)
     assert await q.policies() == {}
+    await q.set_policy("webhook", policy)
+    await q.set_default_policies(DEFAULT_POLICIES | {"other": LanePolicy(rate=1)})
+    assert await q.policies() == {"webhook": policy, "other": LanePolicy(rate=1)}
 
 
 async def test_an_open_breaker_holds_its_lane_back_and_burns_no_attempts(

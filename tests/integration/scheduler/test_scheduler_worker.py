@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from labs.clock import ManualClock
 from labs.keys import KeyBuilder
 from labs.testing.waiting import until
-from scheduler.domain import DeadJob, Job, RetryPolicy
+from scheduler.domain import BreakerPolicy, BreakerState, DeadJob, Job, LanePolicy, RetryPolicy
 from scheduler.handlers import HandlerContext, builtin_handlers
 from scheduler.queue import RedisQueue
 from scheduler.worker import Worker
@@ -147,3 +147,22 @@ async def until_deadline_moves(redis: Redis, key: str, member: str, before: floa
 def test_jobs_are_values() -> None:
     """Jobs are values."""
     assert Job(id="a", type="noop") == Job(id="a", type="noop")
+
+
+async def test_an_open_breaker_halts_only_its_type_and_burns_no_attempts(
+    redis: Redis, keys: KeyBuilder
+) -> None:
+    """A failing type trips its breaker: its other jobs wait untouched, other types all run."""
+    q = RedisQueue(redis, keys)
+    breaker = BreakerPolicy(ratio=1.0, min_calls=3, window_ms=60_000, cooldown_ms=60_000)
+    await q.set_policy("fail", LanePolicy(breaker=breaker))
+    failing = [(await q.enqueue("fail", max_attempts=5)).id for _ in range(10)]
+    for _ in range(20):
+        await q.enqueue("noop")
+    worker = make_worker(q, ManualClock(), [], concurrency=1, retry=NO_BACKOFF)
+    await asyncio.wait_for(worker.run(burst=True), 10)
+    assert (await q.breaker("fail")).state is BreakerState.OPEN
+    counts = await q.counts()
+    assert (counts.live, counts.parked) == (10, 10)  # every noop ran; every fail job waits
+    attempts = [int(await redis.hget(q.job_key(job_id), "attempts") or 0) for job_id in failing]
+    assert sum(attempts) == breaker.min_calls  # only the calls that opened it
