@@ -228,6 +228,11 @@ class RedisQueue:
         owner = await self._redis.hget(self.job_key(job_id), "owner")
         return None if owner is None else _text(owner)
 
+    async def peek(self, job_id: str) -> dict[str, str] | None:
+        """Return the job's hash as text (its live state), or None once it left Redis."""
+        fields = await self._redis.hgetall(self.job_key(job_id))
+        return {_text(k): _text(v) for k, v in fields.items()} or None
+
 
 def _now(now_ms: int | None) -> ScriptArg:
     return "" if now_ms is None else now_ms

@@ -80,6 +80,9 @@ SCHEMA_DDL = (
         error text NOT NULL,
         died_at timestamptz NOT NULL DEFAULT now()
     )""",
+    # The DLQ is listed newest first (optionally by type) with a (died_at, job_id) cursor.
+    "CREATE INDEX IF NOT EXISTS scheduler_dead_died ON scheduler_dead (died_at, job_id)",
+    "CREATE INDEX IF NOT EXISTS scheduler_dead_type ON scheduler_dead (type, died_at, job_id)",
 )
 
 _metadata = MetaData()
