@@ -7,6 +7,7 @@ missing or unreachable server, or a bad selection, is one `LabError` line.
 """
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -61,7 +62,8 @@ def list_dead(job_type: str | None, limit: int, cursor: str | None) -> None:
     if not page.entries:
         click.echo("no dead jobs", err=True)
     if page.next_cursor:
-        click.echo(f"more: lab dlq list --cursor {page.next_cursor}", err=True)
+        same = (f"--type {job_type} " if job_type else "") + f"--limit {limit}"
+        click.echo(f"more: lab dlq list {same} --cursor {page.next_cursor}", err=True)
 
 
 @dlq.command()
@@ -72,7 +74,7 @@ def show(job_id: str) -> None:
     if detail is None:
         raise LabError(f"no dead job {job_id!r}: `lab dlq list` shows them")
     click.echo(f"id: {detail.job_id}\ntype: {detail.type}\nattempts: {detail.attempts}")
-    click.echo(f"died at: {detail.died_at.isoformat()}\npayload: {detail.payload}")
+    click.echo(f"died at: {detail.died_at.isoformat()}\npayload: {json.dumps(detail.payload)}")
     click.echo(f"error: {detail.error}\nhistory:")
     for event in detail.history:
         click.echo(f"  {_event(event)}")
