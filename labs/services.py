@@ -35,5 +35,12 @@ SERVICES: dict[str, Service] = {
             8101,
             ("redis_url",),
         ),
+        Service(
+            "scheduler",
+            "scheduler.app:create_app",
+            "jobs over HTTP: enqueue, status and history, dead-letter admin",
+            8102,
+            ("redis_url", "database_url"),
+        ),
     )
 }

@@ -337,9 +337,7 @@ class RedisQueue:
         scheduled = await self._redis.zcard(self._scheduled)
         ready = await self._redis.zcard(self._ready)
         leased = await self._redis.zcard(self._leases)
-        parked = 0
-        for lane in await self._redis.smembers(self._parked_lanes):
-            parked += int(await self._redis.zcard(self._lane_key("parked", _text(lane))))
+        parked = sum((await self.parked()).values())
         journal = await self._redis.xlen(self.journal_key)
         return Counts(
             scheduled=int(scheduled),
@@ -389,6 +387,12 @@ class RedisQueue:
         )
         return [await self.breaker(lane) for lane in lanes]
 
+    async def parked(self) -> dict[str, int]:
+        """Return how many jobs each lane holds back now (open breaker, cap or rate)."""
+        lanes = [_text(lane) for lane in await self._redis.smembers(self._parked_lanes)]
+        sizes = [await self._redis.zcard(self._lane_key("parked", lane)) for lane in lanes]
+        return {lane: int(size) for lane, size in zip(lanes, sizes, strict=True) if size}
+
     async def in_flight(self) -> dict[str, int]:
         """Return how many jobs of each lane are running now."""
         raw = await self._redis.hgetall(self._inflight)
@@ -400,6 +404,11 @@ class RedisQueue:
             return None
         owner = await self._redis.hget(self.job_key(job_id), "owner")
         return None if owner is None else _text(owner)
+
+    async def peek(self, job_id: str) -> dict[str, str] | None:
+        """Return the job's hash as text (its live state), or None once it left Redis."""
+        fields = await self._redis.hgetall(self.job_key(job_id))
+        return {_text(k): _text(v) for k, v in fields.items()} or None
 
     def _lane_key(self, kind: str, lane: str) -> str:
         return f"{self._lane_prefix}{kind}:{lane}"

@@ -107,19 +107,29 @@ SCHEMA_DDL = (
         error text NOT NULL,
         died_at timestamptz NOT NULL DEFAULT now()
     )""",
-    # Tables made by the first schema (an audit written behind from worker memory).
-    "ALTER TABLE scheduler_jobs ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0",
-    "ALTER TABLE scheduler_jobs ALTER COLUMN payload DROP NOT NULL",
-    "ALTER TABLE scheduler_jobs ALTER COLUMN max_attempts DROP NOT NULL",
-    "ALTER TABLE scheduler_jobs ALTER COLUMN priority DROP NOT NULL",
-    "ALTER TABLE scheduler_audit ADD COLUMN IF NOT EXISTS version bigint",
+    # Tables made by the first schema (an audit written behind from worker memory) are
+    # brought up to date once; the check keeps every later start from taking the
+    # tables' exclusive lock (ALTER TABLE takes it even when there is nothing to do).
+    f"""DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'scheduler_jobs'::regclass
+                   AND attname = 'version' AND NOT attisdropped) THEN
+        ALTER TABLE scheduler_jobs ADD COLUMN version bigint NOT NULL DEFAULT 0,
+            ALTER COLUMN payload DROP NOT NULL,
+            ALTER COLUMN max_attempts DROP NOT NULL,
+            ALTER COLUMN priority DROP NOT NULL;
+        ALTER TABLE scheduler_audit ADD COLUMN IF NOT EXISTS version bigint,
+            DROP CONSTRAINT IF EXISTS scheduler_audit_event_check,
+            ADD CONSTRAINT scheduler_audit_event_check CHECK (event IN ({_EVENTS}));
+        ALTER TABLE scheduler_dead
+            ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS max_attempts integer NOT NULL DEFAULT 5;
+    END IF;
+    END $$""",  # noqa: S608 - the only value put in is the AuditEvent names
     """CREATE UNIQUE INDEX IF NOT EXISTS scheduler_audit_job_version
         ON scheduler_audit (job_id, version)""",
-    "ALTER TABLE scheduler_audit DROP CONSTRAINT IF EXISTS scheduler_audit_event_check",
-    f"""ALTER TABLE scheduler_audit ADD CONSTRAINT scheduler_audit_event_check
-        CHECK (event IN ({_EVENTS}))""",
-    "ALTER TABLE scheduler_dead ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0",
-    "ALTER TABLE scheduler_dead ADD COLUMN IF NOT EXISTS max_attempts integer NOT NULL DEFAULT 5",
+    # The DLQ is listed newest first (optionally by type) with a (died_at, job_id) cursor.
+    "CREATE INDEX IF NOT EXISTS scheduler_dead_died ON scheduler_dead (died_at, job_id)",
+    "CREATE INDEX IF NOT EXISTS scheduler_dead_type ON scheduler_dead (type, died_at, job_id)",
 )
 
 _metadata = MetaData()
@@ -249,6 +259,8 @@ class JournalDrain:
         self._batch = batch
         self._stale_ms = stale_ms
         self._stop = asyncio.Event()
+        self._grouped = False
+        self._one_batch_at_a_time = asyncio.Lock()
         self.written = 0
         """Journal entries written to PostgreSQL, for tests and metrics."""
         self.flushes = 0
@@ -261,10 +273,29 @@ class JournalDrain:
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
+        self._grouped = True
 
     async def drain_once(self) -> int:
-        """Write one batch: entries a dead drainer left, else new ones; return how many."""
-        entries = await self._stale() or await self.read_new()
+        """Write one batch: entries a dead drainer left, else new ones; return how many.
+
+        Calls take turns, so a `drain_all()` made while `run()` is writing a batch returns
+        only once that batch is committed too.
+        """
+        async with self._one_batch_at_a_time:
+            return await self._drain_batch()
+
+    async def _drain_batch(self) -> int:
+        if not self._grouped:
+            await self.ensure_group()
+        try:
+            entries = await self._mine() or await self._stale() or await self.read_new()
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            # The stream was deleted (a Redis restart without persistence, a flush):
+            # recreate the group; whatever is journaled from now on is drained.
+            await self.ensure_group()
+            return 0
         if not entries:
             return 0
         async with self._engine.begin() as conn:
@@ -287,7 +318,6 @@ class JournalDrain:
 
     async def run(self, interval_s: float = 0.2) -> None:
         """Drain until `stop()`: a full batch at once, else every `interval_s`; then the rest."""
-        await self.ensure_group()
         while not self._stop.is_set():
             drained = await self._drain_safely()
             if drained < self._batch:
@@ -308,10 +338,17 @@ class JournalDrain:
 
     async def read_new(self) -> list[JournalEntry]:
         """Read up to a batch of new entries: delivered to this consumer, not yet acked."""
+        return await self._read(">")
+
+    async def _mine(self) -> list[JournalEntry]:
+        """Re-read entries this consumer read but never acked (a failed or cancelled write)."""
+        return await self._read("0")
+
+    async def _read(self, start: str) -> list[JournalEntry]:
         reply: Any = await self._redis.xreadgroup(
-            GROUP, self._consumer, {self._journal: ">"}, count=self._batch
-        )  # [(stream, [(id, fields), ...])]
-        return [JournalEntry.parse(i, f) for _, messages in reply for i, f in messages]
+            GROUP, self._consumer, {self._journal: start}, count=self._batch
+        )  # [(stream, [(id, fields), ...])]; deleted entries come back with no fields
+        return [JournalEntry.parse(i, f) for _, messages in reply for i, f in messages if f]
 
     async def _stale(self) -> list[JournalEntry]:
         reply: list[Any] = await self._redis.xautoclaim(
@@ -322,6 +359,9 @@ class JournalDrain:
 
 async def write_entries(conn: AsyncConnection, entries: Sequence[JournalEntry]) -> None:
     """Write journal entries: audit rows, latest job states, DLQ rows; each idempotent."""
+    # Rows go in key order, so drainers whose batches overlap lock them in the same order
+    # (no deadlock between two drainers writing the same jobs).
+    entries = sorted(entries, key=lambda entry: (entry.job_id, entry.version))
     audit = pg_insert(audit_table).on_conflict_do_nothing(index_elements=["job_id", "version"])
     await conn.execute(audit, [_audit_row(entry) for entry in entries])
     await conn.execute(_upsert_jobs(), _latest_states(entries))
@@ -384,7 +424,7 @@ def _latest_states(entries: Sequence[JournalEntry]) -> list[dict[str, Any]]:
         }
         if "p" in entry.fields:
             row |= _job_data(entry)
-    return list(rows.values())
+    return [rows[job_id] for job_id in sorted(rows)]
 
 
 def _job_data(entry: JournalEntry) -> dict[str, Any]:

@@ -96,6 +96,8 @@ class Worker:
         self._poll_s = poll_s
         self._on_dead = on_dead or _log_dead
         self._running: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
+        self._handler_tasks: dict[str, asyncio.Future[None]] = {}
+        """The handler of each delivery still running it (not yet settling its outcome)."""
         self._stop = asyncio.Event()
         self.processed = 0
         """Deliveries finished (acked, nacked, or found lost), for tests and metrics."""
@@ -128,8 +130,8 @@ class Worker:
         if tasks:
             await _first_of(asyncio.wait(tasks), self._clock.sleep(grace_s))
         left = list(self._running.values())
-        for _, task in left:
-            task.cancel()
+        for lease, _ in left:
+            self._cancel_handler(lease.job.id)
         for lease, task in left:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -164,8 +166,7 @@ class Worker:
     async def _deliver(self, lease: Lease) -> None:
         job = lease.job
         try:
-            handler = self._handlers.get(job.type, _unknown_type)
-            await self._within_timeout(handler(job))
+            await self._run_handler(job)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - any handler failure fails the attempt
@@ -175,6 +176,27 @@ class Worker:
         finally:
             self._running.pop(job.id, None)
             self.processed += 1
+
+    async def _run_handler(self, job: Job) -> None:
+        """Run the job's handler under the timeout, cancellable until it returns."""
+        handler = asyncio.ensure_future(self._handlers.get(job.type, _unknown_type)(job))
+        self._handler_tasks[job.id] = handler
+        try:
+            await self._within_timeout(handler)
+        finally:
+            del self._handler_tasks[job.id]
+
+    def _cancel_handler(self, job_id: str) -> bool:
+        """Cancel the job's handler if it is still running; never an ack or nack under way.
+
+        Cancelling a delivery that is settling could interrupt an ack after Redis ran it
+        (the worker would not know) or before (the job would run again for nothing).
+        """
+        handler = self._handler_tasks.get(job_id)
+        if handler is None or handler.done():
+            return False
+        handler.cancel()
+        return True
 
     async def _settle(self, lease: Lease, outcome: Awaitable[None]) -> None:
         """Record an outcome; if Redis fails, the lease expires and the job runs again."""
@@ -221,10 +243,11 @@ class Worker:
             except RedisError:
                 log.exception("worker %s: heartbeat failed", self.id)
                 continue
-            for (lease, task), still_held in zip(running, held, strict=True):
-                if not still_held:
-                    log.warning("job %s: lease lost; cancelling its handler", lease.job.id)
-                    task.cancel()
+            for (lease, _), still_held in zip(running, held, strict=True):
+                # A lease found gone while its handler already returned is this worker's
+                # own ack or nack racing the heartbeat: nothing to cancel, nothing lost.
+                if not still_held and self._cancel_handler(lease.job.id):
+                    log.warning("job %s: lease lost; its handler was cancelled", lease.job.id)
 
 
 async def _first_of(first: Awaitable[Any], *others: Awaitable[Any]) -> bool:

@@ -1,1 +1,33 @@
-"""Shared test configuration: the lab's plugin is loaded from pyproject's addopts."""
+"""Shared test configuration: the lab's plugin is loaded from pyproject's addopts.
+
+Fixtures here serve tests of more than one folder (integration and e2e).
+"""
+
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scheduler.domain import Job
+from scheduler.store import AuditEvent, JournalEntry, write_entries
+
+Bury = Callable[[AsyncEngine, Job, str, int], Awaitable[None]]
+
+
+@pytest.fixture
+def bury() -> Bury:
+    """Return a function that writes a dead job to the DLQ as the journal drain does."""
+
+    async def write(engine: AsyncEngine, job: Job, error: str, at_ms: int) -> None:
+        fields = {
+            "err": error,
+            "p": json.dumps(job.payload),
+            "pr": str(job.priority),
+            "m": str(job.max_attempts),
+        }
+        dead = JournalEntry(f"{at_ms}-0", AuditEvent.DEAD, job.id, job.type, job.attempts, fields)
+        async with engine.begin() as conn:
+            await write_entries(conn, [dead])
+
+    return write

@@ -12,6 +12,7 @@ import click
 
 from labs.cli.bench import bench
 from labs.cli.develop import test
+from labs.cli.dlq import dlq
 from labs.cli.running import demo, experiment, serve, token
 from labs.cli.servers import down, status, up
 from labs.cli.worker import worker
@@ -23,7 +24,7 @@ def cli() -> None:
     """A runnable systems lab on real Redis, PostgreSQL and Kafka."""
 
 
-for command in (up, status, down, serve, demo, experiment, bench, token, test, worker):
+for command in (up, status, down, serve, demo, experiment, bench, token, test, worker, dlq):
     cli.add_command(command)
 
 

@@ -5,10 +5,17 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
+from prometheus_client import Gauge
 from pydantic import BaseModel, SecretStr
 
 from labs.settings import ServiceSettings
-from labs.web import AdminDep, ProblemError, create_service_app, register_health_check
+from labs.web import (
+    AdminDep,
+    ProblemError,
+    create_service_app,
+    register_health_check,
+    register_scrape_hook,
+)
 
 TOKEN = "s3cret-token"
 
@@ -155,3 +162,25 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
         in metrics
     )
     assert "http_request_duration_seconds_bucket" in metrics
+
+
+async def test_scrape_hooks_run_at_each_scrape_and_a_failing_one_is_skipped() -> None:
+    """/metrics awaits every hook before rendering; a hook that raises does not fail it."""
+    app = build_app()
+    depth = Gauge("queue_depth", "Read at scrape time", registry=app.state.metrics_registry)
+    reads = iter([3, 7])
+
+    async def read_depth() -> None:
+        depth.set(next(reads))
+
+    async def broken() -> None:
+        raise ConnectionRefusedError("redis is down")
+
+    register_scrape_hook(app, broken)
+    register_scrape_hook(app, read_depth)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        first, second = await http.get("/metrics"), await http.get("/metrics")
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert "queue_depth 3.0" in first.text
+    assert "queue_depth 7.0" in second.text

@@ -236,3 +236,38 @@ async def test_a_worker_audits_failures_and_buries_the_dead(
             ("dead", 3),
         ]
     assert states == {failing[0]: "dead", failing[1]: "dead", passing: "succeeded"}
+
+
+FIRST_SCHEMA = (
+    """CREATE TABLE scheduler_jobs (id text PRIMARY KEY, type text NOT NULL,
+        payload jsonb NOT NULL DEFAULT '{}', state text NOT NULL, attempts integer NOT NULL,
+        max_attempts integer NOT NULL, priority integer NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(), last_error text)""",
+    """CREATE TABLE scheduler_audit (id bigserial PRIMARY KEY, job_id text NOT NULL,
+        event text NOT NULL CHECK (event IN
+            ('enqueued', 'started', 'succeeded', 'failed', 'retried', 'dead', 'requeued')),
+        attempt integer NOT NULL, error text, at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE scheduler_dead (job_id text PRIMARY KEY, type text NOT NULL,
+        payload jsonb NOT NULL DEFAULT '{}', attempts integer NOT NULL, error text NOT NULL,
+        died_at timestamptz NOT NULL DEFAULT now())""",
+    "INSERT INTO scheduler_audit (job_id, event, attempt) VALUES ('old', 'started', 1)",
+)
+
+
+async def test_tables_of_the_first_schema_are_brought_up_to_date(
+    db: AsyncEngine, redis: Redis, keys: KeyBuilder
+) -> None:
+    """Tables made by the first release get the new columns once; their rows are kept."""
+    async with db.begin() as conn:
+        for statement in FIRST_SCHEMA:
+            await conn.execute(text(statement))
+    await ensure_schema(db)
+    await ensure_schema(db)  # the second start changes nothing
+    q = RedisQueue(redis, keys)
+    job = await q.enqueue("noop")
+    [lease] = await q.claim("w1", 1, LEASE)
+    await q.release(lease)  # a `released` event: refused by the first schema's CHECK
+    await (await drain_for(q, db)).drain_all()
+    assert await history(db, job.id) == [("enqueued", 0), ("started", 1), ("released", 0)]
+    assert await count(db, "SELECT count(*) FROM scheduler_audit WHERE job_id = 'old'") == 1

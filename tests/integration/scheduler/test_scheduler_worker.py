@@ -3,6 +3,7 @@
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
@@ -11,7 +12,7 @@ from labs.keys import KeyBuilder
 from labs.testing.waiting import until
 from scheduler.domain import BreakerPolicy, BreakerState, DeadJob, Job, LanePolicy, RetryPolicy
 from scheduler.handlers import HandlerContext, builtin_handlers
-from scheduler.queue import RedisQueue
+from scheduler.queue import Lease, RedisQueue
 from scheduler.worker import Worker
 
 NO_BACKOFF = RetryPolicy(base_ms=0, cap_ms=0)
@@ -166,3 +167,50 @@ async def test_an_open_breaker_halts_only_its_type_and_burns_no_attempts(
     assert (counts.live, counts.parked) == (10, 10)  # every noop ran; every fail job waits
     attempts = [int(await redis.hget(q.job_key(job_id), "attempts") or 0) for job_id in failing]
     assert sum(attempts) == breaker.min_calls  # only the calls that opened it
+
+
+class SlowAckQueue(RedisQueue):
+    """The real queue, whose ack replies only when the test lets it (after Redis ran it)."""
+
+    def __init__(self, redis: Redis, keys: KeyBuilder) -> None:
+        """Wrap the queue; acks wait for `reply`; `heartbeats` counts heartbeats answered."""
+        super().__init__(redis, keys)
+        self.acked = asyncio.Event()
+        self.reply = asyncio.Event()
+        self.heartbeats = 0
+
+    async def heartbeat(
+        self, worker_id: str, leases: Sequence[Lease], lease_ms: int, *, now_ms: int | None = None
+    ) -> list[bool]:
+        """Heartbeat in Redis and count it."""
+        held = await super().heartbeat(worker_id, leases, lease_ms, now_ms=now_ms)
+        self.heartbeats += 1
+        return held
+
+    async def ack(self, lease: Lease, *, now_ms: int | None = None) -> bool:
+        """Ack in Redis, then hold the reply until the test releases it."""
+        done = await super().ack(lease, now_ms=now_ms)
+        self.acked.set()
+        await self.reply.wait()
+        return done
+
+
+async def test_a_heartbeat_racing_the_workers_own_ack_cancels_nothing(
+    redis: Redis, keys: KeyBuilder
+) -> None:
+    """A heartbeat that finds the lease gone because this worker just acked it is harmless."""
+    q = SlowAckQueue(redis, keys)
+    clock = ManualClock()
+    await q.enqueue("noop")
+    worker = make_worker(q, clock, [], lease_ms=3_000, poll_s=3_600)
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait_for(q.acked.wait(), 10)  # acked in Redis; the reply is on its way
+    clock.advance(1)  # lease / 3: the heartbeat sends the lease it still thinks it holds
+    await until(lambda: q.heartbeats == 1, "the heartbeat's answer: lease gone")
+    await asyncio.sleep(0)  # let the heartbeat act on its answer
+    assert worker.in_flight == 1  # the delivery was not cancelled under its ack
+    q.reply.set()
+    await until(lambda: worker.processed == 1, "the delivery to finish")
+    assert worker.in_flight == 0
+    await worker.drain(grace_s=0)
+    await asyncio.wait_for(running, 10)
