@@ -35,5 +35,12 @@ SERVICES: dict[str, Service] = {
             8101,
             ("redis_url",),
         ),
+        Service(
+            "webhook-sink",
+            "scheduler.sink:create_app",
+            "a webhook receiver that counts duplicates, with injectable faults",
+            8103,
+            ("redis_url",),
+        ),
     )
 }

@@ -6,7 +6,8 @@ retry waits a full-jitter exponential backoff, `uniform(0, min(cap, base * 2**(n
 after attempt n, drawn from an injected `random.Random` so tests are reproducible; a
 job that has used `max_attempts` attempts is never delivered again (it is dead).
 Failure it handles: invalid jobs and policies (negative delays, a priority out of
-range, zero attempts) are refused with a `ValueError` at construction, not in Redis.
+range, zero attempts) are refused with a `ValueError` at construction, not in Redis;
+a handler marks a failure that no retry can fix with `PermanentJobError`.
 """
 
 import random
@@ -70,6 +71,15 @@ class Job:
 def is_exhausted(attempts: int, max_attempts: int) -> bool:
     """Return whether another attempt would exceed the cap (attempt `max + 1` never runs)."""
     return attempts >= max_attempts
+
+
+class PermanentJobError(Exception):
+    """A failure that retrying cannot fix: the job should go to the dead-letter queue now.
+
+    Handlers raise a subclass (an invalid payload, a webhook the receiver refused with a
+    4xx) so that the worker skips the remaining attempts instead of repeating a request
+    that can only fail the same way.
+    """
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ import asyncio
 import random
 import time
 
+import httpx
 from redis.asyncio import Redis
 
 from labs.clock import ManualClock
@@ -28,7 +29,8 @@ def make_worker(
 
     return Worker(
         q,
-        builtin_handlers(HandlerContext(clock, rng, q.redis)),
+        # No job here is a webhook: the client never opens a connection, so needs no closing.
+        builtin_handlers(HandlerContext(clock, rng, q.redis, httpx.AsyncClient())),
         clock=clock,
         rng=rng,
         on_dead=on_dead,
