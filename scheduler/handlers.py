@@ -13,6 +13,7 @@ Every handler must be safe to run more than once: delivery is at least once.
 """
 
 import asyncio
+import json
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -93,7 +94,10 @@ RETRYABLE_4XX = frozenset({408, 425, 429})
 """Client errors that mean "not now" (timeout, too early, too many requests), not "never"."""
 IDEMPOTENCY_KEY = "Idempotency-Key"
 ATTEMPT = "X-Attempt"
-_RESERVED_HEADERS = frozenset({IDEMPOTENCY_KEY.lower(), ATTEMPT.lower()})
+_RESERVED_HEADERS = frozenset(
+    {IDEMPOTENCY_KEY.lower(), ATTEMPT.lower(), "content-length", "host", "transfer-encoding"}
+)
+"""Set by the worker or by the HTTP client: a payload that sets them would forge or break them."""
 
 
 class WebhookPayload(BaseModel):
@@ -111,7 +115,7 @@ class WebhookPayload(BaseModel):
     def _leaves_delivery_headers_alone(cls, headers: dict[str, str]) -> dict[str, str]:
         reserved = sorted(name for name in headers if name.lower() in _RESERVED_HEADERS)
         if reserved:
-            raise ValueError(f"{', '.join(reserved)} is set by the worker, not the payload")
+            raise ValueError(f"{', '.join(reserved)} is set by the worker, not by the payload")
         return headers
 
 
@@ -176,11 +180,15 @@ async def post_webhook(
     url = str(hook.url)
     shown = shown_url(url)
     timeout_s = hook.timeout_ms / 1000
-    headers = hook.headers | {IDEMPOTENCY_KEY: job.id, ATTEMPT: str(job.attempts)}
+    headers = httpx.Headers({"Content-Type": "application/json"})
+    headers.update(hook.headers)
+    headers.update({IDEMPOTENCY_KEY: job.id, ATTEMPT: str(job.attempts)})
+    # Encoded here, not with httpx's `json=`, which would send no body at all for `null`.
+    content = json.dumps(hook.body, separators=(",", ":")).encode()
     started = clock.monotonic()
     try:
         async with asyncio.timeout(timeout_s):
-            response = await http.post(url, json=hook.body, headers=headers, timeout=timeout_s)
+            response = await http.post(url, content=content, headers=headers, timeout=timeout_s)
     except (TimeoutError, httpx.TimeoutException):
         raise WebhookError(shown, f"no answer within {hook.timeout_ms} ms") from None
     except httpx.HTTPError as exc:

@@ -35,7 +35,11 @@ TINY_TIMEOUT_MS = 50
 
 
 class Sink:
-    """The sink's base URL, with its admin calls."""
+    """The sink's base URL, with its admin calls.
+
+    Synchronous on purpose: the sink runs on its own thread's event loop, so a call
+    that blocks the test's loop for a moment holds up nothing.
+    """
 
     def __init__(self, base_url: str) -> None:
         """Talk to the sink at `base_url`."""
@@ -86,6 +90,19 @@ def job(url: str, job_id: str = "job-1", attempts: int = 1, **payload: object) -
     return Job(id=job_id, type="webhook", payload={"url": url, **payload}, attempts=attempts)
 
 
+async def request_sent(webhook_job: Job, redis: Redis) -> httpx.Request:
+    """Run the handler on a client that notes what it sends; return the one request sent."""
+    seen: list[httpx.Request] = []
+
+    async def note(request: httpx.Request) -> None:
+        seen.append(request)
+
+    async with http_client(event_hooks={"request": [note]}) as spying:
+        await webhook_handler(spying, redis)(webhook_job)
+    [request] = seen
+    return request
+
+
 async def test_a_delivery_carries_the_body_and_the_job_id_as_idempotency_key(
     sink: Sink, http: httpx.AsyncClient, redis: Redis, keys: KeyBuilder
 ) -> None:
@@ -112,20 +129,25 @@ async def test_caller_headers_are_sent_and_the_attempt_is_announced(
     sink: Sink, http: httpx.AsyncClient, redis: Redis
 ) -> None:
     """Payload headers go out next to `Idempotency-Key` and `X-Attempt`; the body is JSON."""
-    seen: list[httpx.Request] = []
-
-    async def note(request: httpx.Request) -> None:
-        seen.append(request)
-
-    async with http_client(event_hooks={"request": [note]}) as spying:
-        webhook = webhook_handler(spying, redis)
-        await webhook(job(sink.hook("a"), "job-9", attempts=3, headers={"X-Tenant": "7"}))
-    [request] = seen
+    request = await request_sent(job(sink.hook("a"), "job-9", 3, headers={"X-Tenant": "7"}), redis)
     assert request.headers["Idempotency-Key"] == "job-9"
     assert request.headers["X-Attempt"] == "3"
     assert request.headers["X-Tenant"] == "7"
     assert request.headers["Content-Type"] == "application/json"
     assert request.content == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("body", "sent"), [(None, b"null"), ([1, "é"], b'[1,"\\u00e9"]'), ({"a": {}}, b'{"a":{}}')]
+)
+async def test_any_json_body_is_sent_as_json_and_content_type_may_be_refined(
+    sink: Sink, redis: Redis, body: object, sent: bytes
+) -> None:
+    """Even `null` is sent as a JSON body; a payload's own Content-Type wins, in any case."""
+    headers = {"content-type": "application/cloudevents+json"}
+    request = await request_sent(job(sink.hook("a"), body=body, headers=headers), redis)
+    assert request.content == sent
+    assert request.headers.get_list("Content-Type") == ["application/cloudevents+json"]
 
 
 async def test_an_outage_fails_the_attempt_with_a_retryable_503(

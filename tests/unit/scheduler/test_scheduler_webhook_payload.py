@@ -54,7 +54,11 @@ def test_every_field_is_kept() -> None:
         ({"url": "http://h/", "headers": {"X-N": 1}}, "headers.X-N: Input should be a valid"),
         (
             {"url": "http://h/", "headers": {"idempotency-key": "mine"}},
-            "headers: Value error, idempotency-key is set by the worker, not the payload",
+            "headers: Value error, idempotency-key is set by the worker, not by the payload",
+        ),
+        (
+            {"url": "http://h/", "headers": {"Content-Length": "0", "X-Attempt": "9"}},
+            "headers: Value error, Content-Length, X-Attempt is set by the worker",
         ),
         ({"url": "http://h/", "timeout": 50}, "timeout: Extra inputs are not permitted"),
     ],
