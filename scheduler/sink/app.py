@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -44,8 +44,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_client((urls or ServerUrls.discover()).require("redis_url"))
+        faults = FaultInjector(clock, settings.seed)
+        held.set_function(lambda: faults.held)
         app.state.sink = Sink(
-            faults=FaultInjector(clock, settings.seed),
+            faults=faults,
             ledger=Ledger(redis, KeyBuilder(settings.key_prefix)),
             deliveries=deliveries,
             duplicates=duplicates,
@@ -62,4 +64,5 @@ def create_app(
     duplicates = Counter(
         "webhook_sink_duplicates", "2xx deliveries of an already delivered key", registry=registry
     )
+    held = Gauge("webhook_sink_held", "Deliveries held by a hang now", registry=registry)
     return app

@@ -54,6 +54,8 @@ class FaultInjector:
         self._plan = Faults()
         self._hang_lifted = asyncio.Event()
         self._hang_lifted.set()
+        self.held = 0
+        """Deliveries waiting now for a hang to be lifted."""
 
     @property
     def plan(self) -> Faults:
@@ -73,7 +75,11 @@ class FaultInjector:
         """Wait as the plan says; return the fault that refuses this delivery, if any."""
         plan = self._plan
         if plan.hang:
-            await self._hang_lifted.wait()
+            self.held += 1
+            try:
+                await self._hang_lifted.wait()
+            finally:
+                self.held -= 1
             return Fault.HANG
         if plan.latency_ms:
             await self._clock.sleep(plan.latency_ms / 1000)

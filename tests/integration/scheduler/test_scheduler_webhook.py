@@ -53,6 +53,16 @@ class Sink:
         """Put `plan` in force (anything left out is off)."""
         httpx.put(f"{self.url}/v1/faults", json=plan, headers=ADMIN).raise_for_status()
 
+    def held(self) -> float:
+        """Return how many deliveries a hang holds now, from the sink's metrics."""
+        metrics = httpx.get(f"{self.url}/metrics").text
+        [value] = [
+            line.split()[1]
+            for line in metrics.splitlines()
+            if line.startswith("webhook_sink_held ")
+        ]
+        return float(value)
+
     def received(self) -> dict[str, object]:
         """Return the ledger's totals."""
         answer: dict[str, object] = httpx.get(f"{self.url}/v1/received").json()
@@ -182,19 +192,34 @@ async def test_the_error_rate_fails_as_many_deliveries_as_the_seed_says(
     assert sink.received()["by_status"] == {"200": 40 - expected, "503": expected}
 
 
-async def test_a_receiver_that_never_answers_times_out_and_its_held_delivery_is_refused(
+async def test_a_receiver_that_never_answers_fails_the_attempt_at_its_timeout(
     sink: Sink, http: httpx.AsyncClient, redis: Redis
 ) -> None:
-    """Under `hang`, the tiny timeout ends the attempt; lifting the hang answers it 503."""
+    """Under `hang`, the tiny timeout ends the attempt with a retryable `WebhookError`."""
     sink.faults(hang=True)
     url = sink.hook("a")
     with pytest.raises(WebhookError) as raised:
         await webhook_handler(http, redis)(job(url, timeout_ms=TINY_TIMEOUT_MS))
     assert str(raised.value) == f"POST {url}: no answer within {TINY_TIMEOUT_MS} ms"
     assert raised.value.status is None
-    assert sink.received()["deliveries"] == 0  # held, not yet answered
+    assert sink.received()["deliveries"] == 0  # never answered, so never recorded
+
+
+async def test_lifting_the_hang_answers_the_held_deliveries_503(
+    sink: Sink, http: httpx.AsyncClient
+) -> None:
+    """A held delivery waits however long its sender does; a new plan answers it 503."""
+    sink.faults(hang=True)
+    delivery = asyncio.create_task(
+        http.post(sink.hook("a"), json={}, headers={"Idempotency-Key": "k"}, timeout=60)
+    )
+    await until(lambda: sink.held() == 1, "the sink to hold the delivery")
+    assert not delivery.done()
     sink.faults()
-    await until(lambda: sink.received()["by_status"] == {"503": 1}, "the held delivery's 503")
+    answer = await asyncio.wait_for(delivery, 30)
+    assert answer.status_code == 503
+    assert answer.json()["fault"] == "hang"
+    assert sink.received()["by_status"] == {"503": 1}
 
 
 async def test_a_refused_connection_fails_the_attempt_naming_the_cause(

@@ -64,14 +64,14 @@ async def test_a_hang_holds_deliveries_whatever_the_time_until_it_is_lifted() ->
     injector = FaultInjector(clock, SEED)
     injector.change(Faults(hang=True, latency_ms=1))
     held = [asyncio.create_task(injector.apply()) for _ in range(3)]
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await until(lambda: injector.held == 3, "three held deliveries")
     clock.advance(3_600)
     await asyncio.sleep(0)
     assert not any(task.done() for task in held)
     assert clock.sleepers == 0  # held before the latency, not sleeping on the clock
     injector.change(Faults())
     assert await asyncio.wait_for(asyncio.gather(*held), 5) == [Fault.HANG] * 3
+    assert injector.held == 0
     assert await injector.apply() is None
 
 
