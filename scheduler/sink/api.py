@@ -68,10 +68,10 @@ async def receive(
 ) -> Delivery:
     """Apply the fault plan, record the delivery, then answer 200 or 503."""
     fault = await sink.faults.apply()
-    code = status.HTTP_503_SERVICE_UNAVAILABLE if fault else status.HTTP_200_OK
+    code = status.HTTP_200_OK if fault is None else status.HTTP_503_SERVICE_UNAVAILABLE
     deliveries = await sink.ledger.record(name, idempotency_key, code)
     sink.deliveries.labels(str(code)).inc()
-    if fault:
+    if fault is not None:
         raise ProblemError(code, "Injected fault", f"the sink is injecting {fault}", fault=fault)
     if deliveries > 1:
         sink.duplicates.inc()
