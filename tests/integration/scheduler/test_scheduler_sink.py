@@ -1,5 +1,6 @@
-"""The webhook sink over real HTTP on real Redis: its ledger, fault admin and errors."""
+"""The webhook sink on real Redis: ledger, fault admin and errors over HTTP; latency in process."""
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -7,8 +8,10 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from labs.clock import ManualClock
 from labs.keys import KeyBuilder
 from labs.settings import ServerUrls
+from labs.testing.waiting import until
 from labs.web.serve import serve_in_thread
 from scheduler.sink import WebhookSinkSettings, create_app
 
@@ -182,3 +185,29 @@ def test_healthz_checks_redis(sink: httpx.Client) -> None:
     answer = sink.get("/healthz")
     assert answer.status_code == 200
     assert answer.json()["checks"] == {"redis": "ok"}
+
+
+async def test_latency_delays_the_answer_on_the_apps_clock(
+    lab_urls: ServerUrls, keys: KeyBuilder, redis: Redis
+) -> None:
+    """In process on a manual clock: a delivery under 1.5 s of latency waits for 1.5 s to pass."""
+    del redis  # requested so that the sink's keys are deleted afterwards
+    clock = ManualClock()
+    app = create_app(sink_settings(keys), urls=lab_urls, clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://sink") as client,
+    ):
+        await client.put("/v1/faults", json={"latency_ms": 1_500}, headers=ADMIN)
+        delivery = asyncio.create_task(
+            client.post("/hooks/a", json={}, headers={"Idempotency-Key": "k"})
+        )
+        await until(lambda: clock.sleepers == 1, "the delivery's latency timer")
+        clock.advance(1.499)
+        await asyncio.sleep(0)
+        assert clock.sleepers == 1
+        assert not delivery.done()
+        clock.advance(0.001)
+        answer = await asyncio.wait_for(delivery, 10)
+    assert answer.status_code == 200
