@@ -2,12 +2,13 @@
 
 Each factory returns an unconnected client configured the same way across the lab:
 redis-py's asyncio client (hiredis parser when installed), SQLAlchemy's async engine
-on asyncpg, and aiokafka producers and consumers. The caller owns the client and
-closes it when its lifespan ends.
+on asyncpg, aiokafka producers and consumers, and httpx for outgoing HTTP calls. The
+caller owns the client and closes it when its lifespan ends.
 """
 
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis, RedisCluster
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from labs.urls import sqlalchemy_url
 
 _REDIS_TIMEOUT_S = 2.0
+_HTTP_TIMEOUT_S = 10.0
+_HTTP_CONNECT_TIMEOUT_S = 2.0
 
 
 def redis_client(url: str, **options: Any) -> Redis:
@@ -65,3 +68,21 @@ def kafka_consumer(
     return AIOKafkaConsumer(
         *topics, bootstrap_servers=bootstrap_servers, group_id=group_id, **(defaults | options)
     )
+
+
+def http_client(*, max_connections: int = 100, **options: Any) -> httpx.AsyncClient:
+    """Return a pooled asyncio HTTP client with bounded timeouts that follows no redirects.
+
+    One client per process: its pool keeps up to `max_connections` connections, all
+    kept alive, so repeated calls to a host skip the TCP and TLS handshakes. A call
+    may pass its own `timeout`.
+    """
+    defaults: dict[str, Any] = {
+        "timeout": httpx.Timeout(_HTTP_TIMEOUT_S, connect=_HTTP_CONNECT_TIMEOUT_S),
+        "limits": httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        "follow_redirects": False,
+        "headers": {"User-Agent": "systems-lab"},
+    }
+    return httpx.AsyncClient(**(defaults | options))

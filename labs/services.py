@@ -42,5 +42,12 @@ SERVICES: dict[str, Service] = {
             8102,
             ("redis_url", "database_url"),
         ),
+        Service(
+            "webhook-sink",
+            "scheduler.sink:create_app",
+            "a webhook receiver that counts duplicates, with injectable faults",
+            8103,
+            ("redis_url",),
+        ),
     )
 }

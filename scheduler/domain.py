@@ -10,7 +10,8 @@ for a job whose payload has a `url`, so one failing webhook host halts only its 
 jobs. A `LanePolicy` (per type, applied to each of its lanes) sets a concurrency cap,
 a rate, and a `BreakerPolicy`.
 Failure it handles: invalid jobs and policies (negative delays, a priority out of
-range, zero attempts) are refused with a `ValueError` at construction, not in Redis.
+range, zero attempts) are refused with a `ValueError` at construction, not in Redis;
+a handler marks a failure that no retry can fix with `PermanentJobError`.
 """
 
 import json
@@ -76,6 +77,15 @@ class Job:
 def is_exhausted(attempts: int, max_attempts: int) -> bool:
     """Return whether another attempt would exceed the cap (attempt `max + 1` never runs)."""
     return attempts >= max_attempts
+
+
+class PermanentJobError(Exception):
+    """A failure that retrying cannot fix: the job should go to the dead-letter queue now.
+
+    Handlers raise a subclass (an invalid payload, a webhook the receiver refused with a
+    4xx) so that the worker skips the remaining attempts instead of repeating a request
+    that can only fail the same way.
+    """
 
 
 @dataclass(frozen=True)
@@ -196,7 +206,3 @@ def lane_of(job_type: str, payload: dict[str, Any]) -> str:
     url = payload.get("url")
     host = urlsplit(url).hostname if isinstance(url, str) else None
     return f"{job_type}@{host}" if host else job_type
-
-
-class PermanentJobError(Exception):
-    """Raised by a handler when retrying cannot help: the job goes to the DLQ at once."""

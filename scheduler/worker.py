@@ -30,7 +30,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from labs.clients import redis_client, sql_engine
+from labs.clients import http_client, redis_client, sql_engine
 from labs.clock import Clock, SystemClock
 from labs.imports import load_target
 from labs.keys import KeyBuilder
@@ -280,9 +280,11 @@ async def serve(
 
     With `database_url`, deliveries are audited and dead jobs buried in PostgreSQL; with
     `burst`, it also returns once nothing is due or running. Unreachable servers raise
-    at start-up (Redis `PING`, creating the tables), not later in the loop.
+    at start-up (Redis `PING`, creating the tables), not later in the loop. Handlers
+    share one pooled HTTP client with a connection per slot, so none waits for the pool.
     """
     client = redis_client(redis_url)
+    http = http_client(max_connections=concurrency)
     engine = sql_engine(database_url, pool_size=2, max_overflow=2) if database_url else None
     clock = SystemClock()
     rng = random.Random()
@@ -292,7 +294,7 @@ async def serve(
         await redis_queue.set_default_policies(DEFAULT_POLICIES)
         worker = Worker(
             redis_queue,
-            handlers(HandlerContext(clock=clock, rng=rng, redis=client)),
+            handlers(HandlerContext(clock=clock, rng=rng, redis=client, http=http)),
             clock=clock,
             rng=rng,
             concurrency=concurrency,
@@ -306,6 +308,7 @@ async def serve(
         await _run_until_signalled(worker, drain, grace_s, burst=burst, interval_s=audit_interval_s)
     finally:
         await client.aclose()
+        await http.aclose()
         if engine is not None:
             await engine.dispose()
 

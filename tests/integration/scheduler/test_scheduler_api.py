@@ -53,7 +53,10 @@ class Api:
         rng = random.Random(5)
         worker = Worker(
             self.queue,
-            builtin_handlers(HandlerContext(self.clock, rng, self.queue.redis)),
+            # No job here is a webhook: the client never opens a connection.
+            builtin_handlers(
+                HandlerContext(self.clock, rng, self.queue.redis, httpx.AsyncClient())
+            ),
             clock=self.clock,
             rng=rng,
             retry=NO_BACKOFF,

@@ -3,6 +3,7 @@
 import asyncio
 import random
 
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -208,7 +209,8 @@ async def test_a_worker_audits_failures_and_buries_the_dead(
     passing = (await q.enqueue("noop")).id
     worker = Worker(
         q,
-        builtin_handlers(HandlerContext(clock, rng, redis)),
+        # No job here is a webhook: the client never opens a connection, so needs no closing.
+        builtin_handlers(HandlerContext(clock, rng, redis, httpx.AsyncClient())),
         clock=clock,
         rng=rng,
         retry=NO_BACKOFF,

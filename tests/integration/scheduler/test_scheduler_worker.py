@@ -5,6 +5,7 @@ import random
 import time
 from collections.abc import Sequence
 
+import httpx
 from redis.asyncio import Redis
 
 from labs.clock import ManualClock
@@ -29,7 +30,8 @@ def make_worker(
 
     return Worker(
         q,
-        builtin_handlers(HandlerContext(clock, rng, q.redis)),
+        # No job here is a webhook: the client never opens a connection, so needs no closing.
+        builtin_handlers(HandlerContext(clock, rng, q.redis, httpx.AsyncClient())),
         clock=clock,
         rng=rng,
         on_dead=on_dead,
