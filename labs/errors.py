@@ -13,3 +13,9 @@ class LabError(Exception):
 def describe(exc: BaseException) -> str:
     """Return an exception's message, or its type's name when it has none."""
     return str(exc) or type(exc).__name__
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first line of an exception's message (drivers' messages run long)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no detail"

@@ -11,6 +11,7 @@ import sys
 import click
 
 from labs.cli.bench import bench
+from labs.cli.cron import cron
 from labs.cli.develop import test
 from labs.cli.running import demo, experiment, serve, token
 from labs.cli.servers import down, status, up
@@ -23,7 +24,7 @@ def cli() -> None:
     """A runnable systems lab on real Redis, PostgreSQL and Kafka."""
 
 
-for command in (up, status, down, serve, demo, experiment, bench, token, test, worker):
+for command in (up, status, down, serve, demo, experiment, bench, token, test, worker, cron):
     cli.add_command(command)
 
 

@@ -13,7 +13,7 @@ import click
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from labs.errors import LabError
+from labs.errors import LabError, first_line
 from labs.settings import ServerUrls
 from scheduler.worker import serve
 
@@ -48,10 +48,6 @@ def worker(concurrency: int, lease_ms: int, queue: str, burst: bool) -> None:  #
         )
     except (RedisError, SQLAlchemyError, OSError) as exc:
         raise LabError(
-            f"worker cannot reach its servers ({type(exc).__name__}: {_first_line(exc)}): "
+            f"worker cannot reach its servers ({type(exc).__name__}: {first_line(exc)}): "
             "run `lab up` or check REDIS_URL and DATABASE_URL"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"

@@ -4,10 +4,13 @@
 -- KEYS[3]: sequence counter (INCR), FIFO order within a priority
 -- KEYS[4]: the job's hash
 -- KEYS[5]: optional dedupe key (a string holding the first job's id)
+-- KEYS[#KEYS]: with ARGV[8], a fence (a string holding the last tick enqueued through it)
 -- ARGV[1]: now in ms, or "" to read Redis TIME (production: the only clock)
 -- ARGV[2]: job id; ARGV[3]: type; ARGV[4]: payload (JSON); ARGV[5]: priority (0..9)
 -- ARGV[6]: max attempts; ARGV[7]: run time in ms, or "" for now
--- returns {id, 1} for a new job, or {first id, 0} when the dedupe key already exists.
+-- ARGV[8]: optional fence tick: enqueue only if the fence holds less, then hold this tick
+-- returns {id, 1} for a new job, {first id, 0} when the dedupe key already exists,
+--     or {id, 0} when the fence already holds this tick or a later one.
 
 local function int(x) return string.format('%d', x) end
 
@@ -17,8 +20,16 @@ if not now then
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local id = ARGV[2]
+local keys_but_fence = #KEYS
+local tick = tonumber(ARGV[8])
+if tick then
+    local fenced = tonumber(redis.call('GET', KEYS[#KEYS]))
+    if fenced and fenced >= tick then return {id, 0} end
+    redis.call('SET', KEYS[#KEYS], int(tick))
+    keys_but_fence = #KEYS - 1
+end
 local dedupe = ''
-if #KEYS >= 5 then
+if keys_but_fence >= 5 then
     dedupe = KEYS[5]
     local first = redis.call('GET', dedupe)
     if first then return {first, 0} end
