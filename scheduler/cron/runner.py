@@ -72,6 +72,8 @@ class CronRunner:
         """Ticks this runner found fired by another runner (or by itself, earlier)."""
         self.skipped = 0
         """Due ticks this runner dropped as later than `max_lateness_s`."""
+        self.errors = 0
+        """Fires that failed on a Redis error (and were retried)."""
 
     @property
     def schedules(self) -> list[Schedule]:
@@ -157,6 +159,7 @@ class CronRunner:
         try:
             await self.fire(schedule, due)
         except RedisError:
+            self.errors += 1
             log.exception("cron %s: could not fire tick %d; retrying", schedule.name, due)
             return False
         return True
@@ -234,7 +237,9 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--schedule", action="append", required=True, type=_schedule)
+    parser.add_argument(
+        "--schedule", action="append", required=True, type=_schedule, metavar="SPEC"
+    )
     parser.add_argument("--prefix", default="sched")
     parser.add_argument("--queue", default="default")
     parser.add_argument("--database-url", default=None, help="audit enqueued jobs in PostgreSQL")

@@ -9,8 +9,10 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from labs.clients import redis_client
 from labs.clock import ManualClock
 from labs.keys import KeyBuilder
+from labs.testing.pytest_plugin import DisposableRedis
 from labs.testing.waiting import until
 from scheduler.cron.runner import CronRunner
 from scheduler.cron.schedule import Schedule
@@ -53,6 +55,11 @@ def asleep(clock: ManualClock, n: int) -> Callable[[], bool]:
 def tried(runners: list[CronRunner], n: int) -> Callable[[], bool]:
     """Whether `runners` have tried `n` ticks between them, won or lost."""
     return lambda: sum(r.fired + r.already_fired for r in runners) == n
+
+
+def retried(runner: CronRunner, errors: int) -> Callable[[], bool]:
+    """Whether `runner` has fired its second tick or failed again since `errors`."""
+    return lambda: runner.fired == 2 or runner.errors > errors
 
 
 async def test_the_fence_enqueues_each_tick_once_and_never_an_older_one(
@@ -216,3 +223,29 @@ async def test_fired_jobs_are_audited_as_enqueued(
     async with db.connect() as conn:
         rows = (await conn.execute(select(audit_table.c.job_id, audit_table.c.event))).all()
     assert [tuple(row) for row in rows] == [(EVERY_MINUTE.job_id(T0), "enqueued")]
+
+
+async def test_a_tick_due_while_redis_is_down_fires_once_redis_is_back(
+    disposable_redis: DisposableRedis, keys: KeyBuilder
+) -> None:
+    """Redis SIGKILLed over a tick: the runner retries every second and fires it on restart."""
+    client = redis_client(disposable_redis.url)
+    q = queue(client, keys)
+    clock = ManualClock(T0 / 1000 + 0.5)
+    runner = CronRunner(q, [EVERY_MINUTE], clock=clock, max_lateness_s=60, retry_s=1)
+    try:
+        async with running(runner):
+            await until(lambda: runner.fired == 1, "00:00 fired at start")
+            await until(asleep(clock, 1), "the runner asleep until 00:01")
+            disposable_redis.kill()
+            clock.advance(60)
+            await until(lambda: runner.errors >= 1, "a failed fire of 00:01", timeout_s=10)
+            await disposable_redis.start()
+            while runner.fired < 2:  # a pooled connection may still fail once after it
+                assert runner.errors < 5, "the runner never got through to Redis again"
+                await until(asleep(clock, 1), "the runner waiting to retry", timeout_s=10)
+                clock.advance(1)
+                await until(retried(runner, runner.errors), "a retry")
+        assert await client.exists(q.job_key(EVERY_MINUTE.job_id(T0 + MINUTE)))
+    finally:
+        await client.aclose()
