@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -249,3 +250,10 @@ async def test_a_tick_due_while_redis_is_down_fires_once_redis_is_back(
         assert await client.exists(q.job_key(EVERY_MINUTE.job_id(T0 + MINUTE)))
     finally:
         await client.aclose()
+
+
+def test_a_runner_refuses_two_schedules_with_one_name(redis: Redis, keys: KeyBuilder) -> None:
+    """Two schedules under one name would share a fence and starve each other: refused."""
+    twin = Schedule(name="m", expression="*/5 * * * *", job_type="noop")
+    with pytest.raises(ValueError, match="schedule names must be unique"):
+        CronRunner(queue(redis, keys), [EVERY_MINUTE, twin], clock=ManualClock())

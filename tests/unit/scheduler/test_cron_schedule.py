@@ -4,6 +4,8 @@ import itertools
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scheduler.cron.schedule import Schedule, parse_spec
 
@@ -13,6 +15,18 @@ def ms(*fields: int) -> int:
     year, month, day, *time = fields
     hour, minute, second = [*time, 0, 0, 0][:3]
     return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()) * 1000
+
+
+PROPERTIES = settings(max_examples=200, deadline=None, derandomize=True, database=None)
+EXPRESSIONS = [
+    "* * * * *",
+    "*/7 * * * *",
+    "0 */3 * * *",
+    "15 10 L * *",
+    "0 0 29 2 *",
+    "0 12 * * MON-FRI",
+    "*/20 * * * * *",
+]
 
 
 def every(expression: str) -> Schedule:
@@ -63,6 +77,26 @@ def test_the_latest_tick_includes_the_given_instant() -> None:
     assert schedule.latest_tick_ms(ms(2024, 1, 1, 5)) == ms(2024, 1, 1, 5)
     assert schedule.latest_tick_ms(ms(2024, 1, 1, 5) - 1) == ms(2024, 1, 1, 4)
     assert schedule.latest_tick_ms(ms(2024, 1, 1, 5, 59) + 999) == ms(2024, 1, 1, 5)
+
+
+@PROPERTIES
+@given(
+    expression=st.sampled_from(EXPRESSIONS),
+    now_ms=st.integers(min_value=ms(2000, 1, 1), max_value=ms(2099, 1, 1)),
+)
+def test_now_lies_between_the_latest_and_the_next_tick_with_none_between(
+    expression: str, now_ms: int
+) -> None:
+    """The latest tick <= now < the next tick, whole seconds, with no tick between them."""
+    schedule = every(expression)
+    latest = schedule.latest_tick_ms(now_ms)
+    upcoming = schedule.next_tick_ms(now_ms)
+    assert latest is not None
+    assert upcoming is not None
+    assert latest <= now_ms < upcoming
+    assert latest % 1000 == upcoming % 1000 == 0
+    assert schedule.next_tick_ms(latest) == upcoming
+    assert schedule.latest_tick_ms(upcoming - 1) == latest
 
 
 @pytest.mark.parametrize(
