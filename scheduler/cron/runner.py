@@ -249,7 +249,12 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_MAX_LATENESS_S,
         help="fire a missed tick only if it is at most this late",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG also logs lost races")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="DEBUG also logs the ticks another runner fired first",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(
