@@ -11,7 +11,8 @@ reclaimed can no longer heartbeat, ack or nack (fencing), so a stalled worker ca
 complete or fail a job that another worker now runs. The failures it handles: a worker
 killed mid-job (its lease expires and `reclaim` re-delivers), two workers reclaiming at
 once (scripts are atomic: one moves the job, the other sees nothing), a duplicate
-enqueue (an optional dedupe key returns the first id), a script cache flushed by a
+enqueue (an optional dedupe key returns the first id), a repeated tick of a schedule
+(an optional fence enqueues each tick once, in the same script), a script cache flushed by a
 restart (labs.lua reloads on NOSCRIPT), and unbounded memory (acked and dead jobs are
 deleted with their dedupe keys). All times come from Redis `TIME` unless a test passes
 an explicit `now_ms`. All keys of a queue share one hash tag, so a cluster runs it on
@@ -85,6 +86,19 @@ class Enqueued:
 
 
 @dataclass(frozen=True)
+class Fence:
+    """Enqueue only if fence `name` holds a tick below `tick`, and then hold `tick`.
+
+    The check, the job and the new tick are one script, so a tick is enqueued once
+    however many processes try it, and a process killed mid-call leaves either both
+    the job and the tick or neither.
+    """
+
+    name: str
+    tick: int
+
+
+@dataclass(frozen=True)
 class Nacked:
     """What a nack did: refused (lease lost), a retry at `retry_at_ms`, or a dead job."""
 
@@ -151,6 +165,7 @@ class RedisQueue:
         self._job_prefix = keys.tagged(name, "job") + ":"
         self._dedupe_prefix = keys.tagged(name, "dedupe") + ":"
         self._lane_prefix = keys.tagged(name, "lane") + ":"
+        self._fence_prefix = keys.tagged(name, "fence") + ":"
 
     @property
     def redis(self) -> Redis | RedisCluster:
@@ -172,13 +187,15 @@ class RedisQueue:
         dedupe_key: str | None = None,
         job_id: str | None = None,
         requeue: bool = False,
+        fence: Fence | None = None,
         now_ms: int | None = None,
     ) -> Enqueued:
         """Add a job, due at `run_at_ms` (Redis ms; None: now); return its id.
 
         With `dedupe_key`, a second enqueue while the first job lives (until its ack
         or death) returns the first job's id and `created=False`; so does a `job_id`
-        that is already live. `requeue` journals the job as requeued (from the DLQ).
+        that is already live. `requeue` journals the job as requeued (from the DLQ). With
+        `fence`, an enqueue whose tick is not above the fence's returns `created=False`.
         """
         job = Job(
             id=job_id or uuid.uuid4().hex,
@@ -191,6 +208,8 @@ class RedisQueue:
         keys = [self._scheduled, self._ready, self._seq, self.job_key(job.id), self.journal_key]
         if dedupe_key is not None:
             keys.append(self._dedupe_prefix + dedupe_key)
+        if fence is not None:
+            keys.append(self._fence_prefix + fence.name)
         args: list[ScriptArg] = [
             _now(now_ms),
             job.id,
@@ -203,6 +222,8 @@ class RedisQueue:
             self._journaling,
             "requeued" if requeue else "enqueued",
         ]
+        if fence is not None:
+            args.append(fence.tick)
         first_id, created = await ENQUEUE(self._redis, keys, args)
         return Enqueued(id=_text(first_id), created=bool(created))
 

@@ -11,6 +11,7 @@ import sys
 import click
 
 from labs.cli.bench import bench
+from labs.cli.cron import cron
 from labs.cli.develop import test
 from labs.cli.dlq import dlq
 from labs.cli.running import demo, experiment, serve, token
@@ -24,7 +25,7 @@ def cli() -> None:
     """A runnable systems lab on real Redis, PostgreSQL and Kafka."""
 
 
-for command in (up, status, down, serve, demo, experiment, bench, token, test, worker, dlq):
+for command in (up, status, down, serve, demo, experiment, bench, token, test, worker, dlq, cron):
     cli.add_command(command)
 
 

@@ -5,14 +5,17 @@
 -- KEYS[4]: the job's hash
 -- KEYS[5]: journal stream (every transition, drained into the PostgreSQL audit log)
 -- KEYS[6]: optional dedupe key (a string holding the first job's id)
+-- KEYS[#KEYS]: with ARGV[11], a fence (a string holding the last tick enqueued through it)
 -- ARGV[1]: now in ms, or "" to read Redis TIME (production: the only clock)
 -- ARGV[2]: job id; ARGV[3]: type; ARGV[4]: payload (JSON); ARGV[5]: priority (0..9)
 -- ARGV[6]: max attempts; ARGV[7]: run time in ms, or "" for now
 -- ARGV[8]: lane (what breakers and limits key on: the type, or type@host)
 -- ARGV[9]: "1" to journal, "" not to; ARGV[10]: the journal event ("enqueued" or
 --          "requeued", for a dead job sent back from the DLQ)
--- returns {id, 1} for a new job, or {first id, 0} when the dedupe key already exists
---          or a job with this id is already live (enqueueing the same id twice is safe).
+-- ARGV[11]: optional fence tick: enqueue only if the fence holds less, then hold this tick
+-- returns {id, 1} for a new job; {first id, 0} when the dedupe key already exists;
+--          {id, 0} when a job with this id is already live (enqueueing the same id twice
+--          is safe) or the fence already holds this tick or a later one.
 
 local function int(x) return string.format('%d', x) end
 
@@ -22,9 +25,17 @@ if not now then
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local id = ARGV[2]
+local keys_but_fence = #KEYS
+local tick = tonumber(ARGV[11])
+if tick then
+    local fenced = tonumber(redis.call('GET', KEYS[#KEYS]))
+    if fenced and fenced >= tick then return {id, 0} end
+    redis.call('SET', KEYS[#KEYS], int(tick))
+    keys_but_fence = #KEYS - 1
+end
 if redis.call('EXISTS', KEYS[4]) == 1 then return {id, 0} end
 local dedupe = ''
-if #KEYS >= 6 then
+if keys_but_fence >= 6 then
     dedupe = KEYS[6]
     local first = redis.call('GET', dedupe)
     if first then return {first, 0} end

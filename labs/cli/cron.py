@@ -1,0 +1,69 @@
+"""`lab cron`: one cron runner process on the running servers.
+
+It runs `scheduler.cron.runner.serve` (the same loop as `python -m scheduler.cron`) on
+the Redis and PostgreSQL that `ServerUrls.discover()` finds, auditing each enqueued job;
+start as many as you like, each tick is enqueued once. SIGTERM or SIGINT stops it. A
+missing or unreachable server, or a malformed schedule, is one `LabError` line.
+"""
+
+import asyncio
+import logging
+
+import click
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from labs.cli.worker import KEY_PREFIX
+from labs.errors import LabError, first_line
+from labs.settings import ServerUrls
+from scheduler.cron.runner import DEFAULT_MAX_LATENESS_S, serve
+from scheduler.cron.schedule import Schedule, parse_spec
+
+
+@click.command()
+@click.option(
+    "--schedule",
+    "specs",
+    multiple=True,
+    required=True,
+    metavar="SPEC",
+    help="name|cron expression|job type[|payload JSON[|priority[|max attempts]]]; repeatable.",
+)
+@click.option("--queue", default="default", show_default=True, help="The queue to fill.")
+@click.option(
+    "--max-lateness-s",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MAX_LATENESS_S,
+    show_default=True,
+    help="Fire a missed tick only if it is at most this late.",
+)
+def cron(specs: tuple[str, ...], queue: str, max_lateness_s: float) -> None:
+    """Enqueue scheduled jobs on the running Redis, once per tick, auditing to PostgreSQL."""
+    schedules = _parse(specs)
+    urls = ServerUrls.discover()
+    redis_url = urls.require("redis_url")
+    database_url = urls.require("database_url")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(
+            serve(
+                redis_url,
+                KEY_PREFIX,
+                queue,
+                schedules,
+                database_url=database_url,
+                max_lateness_s=max_lateness_s,
+            )
+        )
+    except (RedisError, SQLAlchemyError, OSError) as exc:
+        raise LabError(
+            f"cron cannot reach its servers ({type(exc).__name__}: {first_line(exc)}): "
+            "run `lab up` or check REDIS_URL and DATABASE_URL"
+        ) from None
+
+
+def _parse(specs: tuple[str, ...]) -> list[Schedule]:
+    try:
+        return [parse_spec(spec) for spec in specs]
+    except ValueError as exc:
+        raise LabError(str(exc)) from None
