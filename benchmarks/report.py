@@ -212,7 +212,8 @@ def _render_scheduler(document: dict[str, Any]) -> str:
         f"{document.get('commit')}, {machine.get('cores')} x {machine.get('cpu')}, "
         f"{versions.get('redis_server')}, Python {versions.get('python')}, {peers}"
     )
-    parts = [context, "", *_scheduler_table(results), "", *_scheduler_setup(results)]
+    plot = f"![lab bench scheduler {document['name']}](results/scheduler/{document['name']}.png)"
+    parts = [context, "", plot, "", *_scheduler_table(results), "", *_scheduler_setup(results)]
     parts += ["", *_goals_table(results["goals"])]
     return "\n".join(parts) + "\n"
 

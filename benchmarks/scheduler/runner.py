@@ -66,7 +66,9 @@ class Profile:
     rounds: int = 1
     workers: int = 2
     concurrency: int = 10
-    idle_pause_ms: tuple[float, float] = (10.0, 30.0)
+    idle_pause_ms: tuple[float, float] = (10.0, 210.0)
+    """A seeded pause before each idle job, over two of our 100 ms poll periods, so jobs
+    arrive at random points of a polling worker's sleep, not just after it woke."""
 
 
 class Starts:
@@ -165,7 +167,14 @@ async def _timed_enqueue(enqueuer: Enqueuer, indexes: Sequence[int]) -> int:
 
 
 async def _idle_pickup(
-    enqueuer: Enqueuer, indexes: Sequence[int], starts: Starts, rng: random.Random, profile: Profile
+    enqueuer: Enqueuer,
+    indexes: Sequence[int],
+    starts: Starts,
+    *,
+    rng: random.Random,
+    profile: Profile,
+    workers: Workers,
+    progress: Progress,
 ) -> dict[int, int]:
     """Enqueue one job at a time onto an empty queue; return each one's enqueue stamp."""
     enqueued: dict[int, int] = {}
@@ -174,9 +183,7 @@ async def _idle_pickup(
         await asyncio.sleep(rng.uniform(low, high) / 1000)
         enqueued[index] = time.time_ns()
         await enqueuer.enqueue_one(index)
-        while index not in starts.stamps:
-            await asyncio.sleep(_POLL_S)
-            await starts.refresh()
+        await starts.wait_for([index], "idle pickup", progress, workers)
     return enqueued
 
 
@@ -250,7 +257,15 @@ async def _measure(
                 )
                 process["cpu"] = stats.cpu_use(cpu.shares(), process)
                 progress(f"{name}: {process['per_s']} jobs/s processed; idle pickup")
-                idle = await _idle_pickup(enqueuer, plan.idle, starts, rng, profile)
+                idle = await _idle_pickup(
+                    enqueuer,
+                    plan.idle,
+                    starts,
+                    rng=rng,
+                    profile=profile,
+                    workers=workers,
+                    progress=progress,
+                )
                 progress(f"{name}: loaded pickup at {profile.loaded_rate:g} jobs/s")
                 loaded, reached = await _loaded_pickup(enqueuer, plan.loaded, profile.loaded_rate)
                 await starts.wait_for(plan.loaded, f"{name} loaded", progress, workers)
