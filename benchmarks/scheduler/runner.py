@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import random
+import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -81,13 +82,12 @@ class Starts:
         self._read = 0
         self.stamps: dict[int, list[int]] = {}
 
-    async def refresh(self) -> int:
-        """Read the entries pushed since the last call; return how many jobs have started."""
+    async def refresh(self) -> None:
+        """Read the entries pushed since the last call."""
         entries = await self._redis.lrange(self.key, self._read, -1)
         self._read += len(entries)
         for index, stamps in recorder.parse_starts(entries).items():
             self.stamps.setdefault(index, []).extend(stamps)
-        return len(self.stamps)
 
     async def wait_for(
         self,
@@ -123,7 +123,7 @@ class Starts:
 class Workers:
     """A system's worker processes for one run."""
 
-    children: list[Any]
+    children: list[subprocess.Popen[bytes]]
     logs: list[Path]
 
     def health(self) -> str:
