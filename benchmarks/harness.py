@@ -71,15 +71,16 @@ class Processes:
         ]
 
 
-def _spawn(
+def spawn(
     command: Sequence[str], env: Mapping[str, str], log_path: Path, processes: Processes, label: str
 ) -> subprocess.Popen[bytes]:
+    """Start `command` in its own session, its output in `log_path`, remembered in `processes`."""
     child = process.spawn(list(command), project_root(), log_path, env=env)
     processes.add(child, label)
     return child
 
 
-def _stop(child: subprocess.Popen[bytes], grace_s: float = _STOP_GRACE_S) -> None:
+def stop(child: subprocess.Popen[bytes], grace_s: float = _STOP_GRACE_S) -> None:
     """SIGTERM the child's process group, SIGKILL it after `grace_s`, and reap the child."""
     started = process.process_start_time(child.pid) or 0.0  # gone already: only reaped
     process.stop(child.pid, started, signal.SIGTERM, grace_s)
@@ -112,13 +113,13 @@ def running_service(
 ) -> Iterator[Service]:
     """Start `command(port)` on a free port, yield it once healthy, then stop it."""
     port = free_port()
-    child = _spawn(command(port), env, log_path, processes, label)
+    child = spawn(command(port), env, log_path, processes, label)
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_healthy(url, child, log_path, label)
         yield Service(url, child.pid)
     finally:
-        _stop(child)
+        stop(child)
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -272,7 +273,7 @@ def run_locust(
         "BENCH_PROGRESS": str(progress_path),
     }
     started = time.monotonic()
-    child = _spawn(command, locust_env, raw_dir / "locust.log", processes, f"locust {label}")
+    child = spawn(command, locust_env, raw_dir / "locust.log", processes, f"locust {label}")
     cpu = CpuWatch({**(watch or {}), "locust": child.pid})
     try:
         deadline = started + profile.duration_s + _LOCUST_GRACE_S
@@ -288,7 +289,7 @@ def run_locust(
                 cpu.sample()
             time.sleep(0.2)
     finally:
-        _stop(child)
+        stop(child)
     if child.returncode not in _LOCUST_OK_CODES:
         log = raw_dir / "locust.log"
         raise LabError(

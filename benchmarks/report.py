@@ -1,7 +1,9 @@
 """Tables from results files: what `lab bench` prints and what benchmarks/README.md quotes.
 
-`render_table(document)` turns one results file into Markdown: the Locust runs, the
-in-process measurement and the goals with their verdicts. Nothing in it is typed by
+`render_table(document)` turns one results file into Markdown: for an HTTP target the
+Locust runs and the in-process measurement, for `scheduler` one row per system (its
+throughputs, their ratios to the fastest peer, its pickup latencies); then the goals
+with their verdicts. Nothing in it is typed by
 hand: `update_readme` replaces the block between a target's markers with the table of
 its latest results file, so a README only ever quotes a measured figure.
 """
@@ -148,8 +150,78 @@ def _goals_table(goals: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _scheduler_table(results: dict[str, Any]) -> list[str]:
+    ratios = results["ratios"]
+    lines = [
+        _row(
+            [
+                "system",
+                "enqueue jobs/s",
+                "x fastest peer",
+                "process jobs/s",
+                "x fastest peer",
+                "idle pickup p50 / p99 ms",
+                "loaded pickup p50 / p99 ms",
+                "worker CPU ms/job",
+                "machine busy",
+                "jobs (dup.)",
+            ]
+        ),
+        _row(["---"] + ["---:"] * 9),
+    ]
+    for name, run in results["systems"].items():
+        idle, loaded = run["pickup_idle_ms"], run["pickup_loaded_ms"]
+        lines.append(
+            _row(
+                [
+                    name,
+                    _fmt(run["enqueue"]["per_s"], 0),
+                    _fmt(ratios["enqueue"]["vs_fastest_peer"].get(name)),
+                    _fmt(run["process"]["per_s"], 0),
+                    _fmt(ratios["process"]["vs_fastest_peer"].get(name)),
+                    f"{_fmt(idle['p50'])} / {_fmt(idle['p99'])}",
+                    f"{_fmt(loaded['p50'])} / {_fmt(loaded['p99'])}",
+                    _fmt(run["process"]["cpu"]["worker_cpu_ms_per_job"], 3),
+                    _percent(run["process"]["cpu"]["machine_busy"]),
+                    f"{_fmt(run['jobs']['enqueued'])} ({_fmt(run['jobs']['duplicates'])})",
+                ]
+            )
+        )
+    return lines
+
+
+def _scheduler_setup(results: dict[str, Any]) -> list[str]:
+    lines = [_row(["system", "enqueue API", "knobs"]), _row(["---", "---", "---"])]
+    for name, run in results["systems"].items():
+        knobs = ", ".join(f"{knob} {value}" for knob, value in run["knobs"].items())
+        lines.append(_row([name, run["enqueue_api"], knobs]))
+    return lines
+
+
+def _render_scheduler(document: dict[str, Any]) -> str:
+    results = document["results"]
+    profile = document.get("profile", {})
+    machine = document.get("machine", {})
+    versions = document.get("versions", {})
+    peers = ", ".join(f"{name} {versions.get(name)}" for name in ("saq", "taskiq-redis", "streaq"))
+    context = (
+        f"`{document['name']}` ({profile.get('name')} profile: {_fmt(profile.get('jobs'))} jobs, "
+        f"{profile.get('workers')} worker processes x {profile.get('concurrency')} per system, "
+        f"{profile.get('idle_jobs')} idle pickups, loaded at {_fmt(profile.get('loaded_rate'), 0)} "
+        f"jobs/s for {profile.get('loaded_seconds')} s, seed {profile.get('seed')}), commit "
+        f"{document.get('commit')}, {machine.get('cores')} x {machine.get('cpu')}, "
+        f"{versions.get('redis_server')}, Python {versions.get('python')}, {peers}"
+    )
+    plot = f"![lab bench scheduler {document['name']}](results/scheduler/{document['name']}.png)"
+    parts = [context, "", plot, "", *_scheduler_table(results), "", *_scheduler_setup(results)]
+    parts += ["", *_goals_table(results["goals"])]
+    return "\n".join(parts) + "\n"
+
+
 def render_table(document: dict[str, Any]) -> str:
     """Return one results file as Markdown: context line, runs, in-process, goals."""
+    if document.get("target") == "scheduler":
+        return _render_scheduler(document)
     results = document["results"]
     profile = document.get("profile", {})
     machine = document.get("machine", {})

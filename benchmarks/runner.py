@@ -31,7 +31,7 @@ from benchmarks.targets import App, Profile, Run, Target
 from labs.clients import redis_client
 from labs.results import save_results
 
-_PACKAGES = ("locust", "fastapi", "uvicorn", "redis", "hiredis", "limits", "pydantic")
+PACKAGES = ("locust", "fastapi", "uvicorn", "redis", "hiredis", "limits", "pydantic")
 
 
 def _package_version(name: str) -> str | None:
@@ -52,10 +52,10 @@ async def _server_version(redis_url: str) -> str:
     return f"redis {info.get('redis_version', '?')}"
 
 
-def versions(redis_url: str) -> dict[str, str | None]:
+def versions(redis_url: str, packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
     """Return the versions that shape the figures: Python, the libraries, the Redis server."""
     found: dict[str, str | None] = {"python": sys.version.split()[0]}
-    found |= {name: _package_version(name) for name in _PACKAGES}
+    found |= {name: _package_version(name) for name in packages}
     found["redis_server"] = asyncio.run(_server_version(redis_url))
     return found
 

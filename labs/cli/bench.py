@@ -1,4 +1,7 @@
-"""`lab bench <target>`: Locust headless against a service and its peers, one results file."""
+"""`lab bench <target>`: a service and its peers on the same servers, one results file.
+
+The HTTP targets run Locust headless; `scheduler` enqueues and processes jobs directly.
+"""
 
 import asyncio
 import signal
@@ -44,6 +47,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     default=None,
     help="Results root (default: benchmarks/results; the README table follows only that one).",
 )
+@click.option("--jobs", type=click.IntRange(10), default=None, help="scheduler: jobs per system.")
+@click.option("--systems", default=None, help="scheduler: comma-separated systems (default: all).")
 @click.option("--table", is_flag=True, help="Print the latest results as a table; run nothing.")
 @click.option("--list", "list_only", is_flag=True, help="List the targets and exit.")
 def bench(  # noqa: PLR0917 - click passes one argument per option
@@ -54,6 +59,8 @@ def bench(  # noqa: PLR0917 - click passes one argument per option
     duration: int | None,
     seed: int,
     decisions: int | None,
+    jobs: int | None,
+    systems: str | None,
     out: Path | None,
     table: bool,  # noqa: FBT001
     list_only: bool,  # noqa: FBT001
@@ -62,12 +69,15 @@ def bench(  # noqa: PLR0917 - click passes one argument per option
     import benchmarks  # noqa: PLC0415 - Locust and the peers load only when benchmarking
     from benchmarks import report  # noqa: PLC0415
     from benchmarks.runner import run_target  # noqa: PLC0415
-    from benchmarks.targets import TARGETS  # noqa: PLC0415
+    from benchmarks.scheduler.target import TARGET as SCHEDULER  # noqa: PLC0415
+    from benchmarks.scheduler.target import SchedulerTarget  # noqa: PLC0415
+    from benchmarks.targets import TARGETS, Target  # noqa: PLC0415
 
+    registry: dict[str, Target | SchedulerTarget] = {**TARGETS, SCHEDULER.name: SCHEDULER}
     if list_only or target is None:
-        list_entries(TARGETS)
+        list_entries(registry)
         return
-    entry = pick(TARGETS, target, "target")
+    entry = pick(registry, target, "target")
     home = Path(benchmarks.__file__).parent
     root = out or home / "results"
     if table:
@@ -79,6 +89,13 @@ def bench(  # noqa: PLR0917 - click passes one argument per option
         if out is None and report.update_readme(home / "README.md", target, document):
             click.echo(f"benchmarks/README.md now shows {latest.name}", err=True)
         return
+    if entry is SCHEDULER:
+        _bench_scheduler(
+            full=full, seed=seed, jobs=jobs, systems=systems, root=root, readme=out is None
+        )
+        return
+    if not isinstance(entry, Target):
+        raise LabError(f"{target} is not a Locust target")
     profile = entry.profiles["full" if full else "quick"]
     profile = replace(
         profile,
@@ -106,6 +123,51 @@ def bench(  # noqa: PLR0917 - click passes one argument per option
         report.update_readme(home / "README.md", target, document)
     elapsed = time.perf_counter() - started
     click.echo(f"results: {path} [{elapsed:.1f}s]")
+    left = document["results"]["processes_left"]
+    if left:
+        raise LabError(f"processes outlived the benchmark: {', '.join(left)}")
+
+
+def _bench_scheduler(
+    *, full: bool, seed: int, jobs: int | None, systems: str | None, root: Path, readme: bool
+) -> None:
+    """Run `lab bench scheduler`: every chosen system on the same Redis, one results file."""
+    from benchmarks import report  # noqa: PLC0415
+    from benchmarks.scheduler.runner import run_systems  # noqa: PLC0415
+    from benchmarks.scheduler.target import PROFILES, SYSTEMS, TARGET  # noqa: PLC0415
+
+    names = systems.split(",") if systems else list(SYSTEMS)
+    chosen = [pick(SYSTEMS, name.strip(), "system") for name in names]
+    profile = PROFILES["full" if full else "quick"]
+    if jobs is not None:
+        profile = replace(profile, jobs=jobs, warmup=min(profile.warmup, jobs // 10))
+    statuses = asyncio.run(Fleet(state_dir()).up(only=TARGET.servers))
+    click.echo("servers: " + ", ".join(f"{s.record.name} ({s.detail})" for s in statuses), err=True)
+    urls = ServerUrls.discover()
+    click.echo(
+        f"-> scheduler ({profile.name}: {profile.jobs:,} jobs, {profile.workers} worker processes "
+        f"x {profile.concurrency}, seed {seed}): {', '.join(s.name for s in chosen)}",
+        err=True,
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.perf_counter()
+    path = run_systems(
+        chosen,
+        profile,
+        seed=seed,
+        redis_url=urls.require("redis_url"),
+        database_url=urls.require("database_url"),
+        out_dir=root / TARGET.name,
+        progress=_progress,
+        reproduce=f"lab bench scheduler{' --full' if full else ''} --jobs {profile.jobs} "
+        f"--systems {','.join(s.name for s in chosen)} --seed {seed}",
+    )
+    document = report.load(path)
+    click.echo(report.render_table(document), nl=False)
+    if readme:
+        report.update_readme(root.parent / "README.md", TARGET.name, document)
+    elapsed = time.perf_counter() - started
+    click.echo(f"results: {path} and {path.with_suffix('.png').name} [{elapsed:.1f}s]")
     left = document["results"]["processes_left"]
     if left:
         raise LabError(f"processes outlived the benchmark: {', '.join(left)}")
