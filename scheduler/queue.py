@@ -228,6 +228,20 @@ class RedisQueue:
         owner = await self._redis.hget(self.job_key(job_id), "owner")
         return None if owner is None else _text(owner)
 
+    async def held_by(self, worker_id: str) -> set[str]:
+        """Return the ids of the jobs whose leases `worker_id` holds (two round trips)."""
+        # Without scores, ZRANGE answers a flat list of members (the stub allows pairs).
+        leased: list[bytes] = await self._redis.zrange(self._leases, 0, -1)  # type: ignore[assignment]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in leased:
+                _ = pipe.hget(self.job_key(_text(job_id)), "owner")
+            owners = await pipe.execute()
+        return {
+            _text(job_id)
+            for job_id, owner in zip(leased, owners, strict=True)
+            if owner is not None and _text(owner) == worker_id
+        }
+
 
 def _now(now_ms: int | None) -> ScriptArg:
     return "" if now_ms is None else now_ms

@@ -259,14 +259,19 @@ async def serve(
     burst: bool = False,
     audit_interval_s: float = 1.0,
     handlers: HandlerFactory = builtin_handlers,
+    retry: RetryPolicy | None = None,
+    worker_id: str | None = None,
 ) -> None:
     """Run a worker with `handlers` (default: the built-ins) until SIGTERM or SIGINT, then drain.
 
     With `database_url`, deliveries are audited and dead jobs buried in PostgreSQL; with
-    `burst`, it also returns once nothing is due or running. Unreachable servers raise
-    at start-up (Redis `PING`, creating the tables), not later in the loop.
+    `burst`, it also returns once nothing is due or running. `retry` defaults to
+    `RetryPolicy()`; `worker_id` (the owner its leases name, and its Redis client name)
+    to a random one.
+    Unreachable servers raise at start-up (Redis `PING`, creating the tables), not
+    later in the loop.
     """
-    client = redis_client(redis_url)
+    client = redis_client(redis_url, client_name=worker_id)
     engine = sql_engine(database_url, pool_size=2, max_overflow=2) if database_url else None
     clock = SystemClock()
     rng = random.Random()
@@ -283,6 +288,8 @@ async def serve(
             rng=rng,
             concurrency=concurrency,
             lease_ms=lease_ms,
+            retry=retry,
+            worker_id=worker_id,
             audit=audit,
         )
         await _run_until_signalled(worker, audit, grace_s, burst=burst, interval_s=audit_interval_s)
@@ -330,6 +337,9 @@ def main(argv: list[str] | None = None) -> None:
         default="scheduler.handlers:builtin_handlers",
         help="module:function returning the handlers by job type",
     )
+    parser.add_argument("--retry-base-ms", type=int, default=RetryPolicy.base_ms)
+    parser.add_argument("--retry-cap-ms", type=int, default=RetryPolicy.cap_ms)
+    parser.add_argument("--worker-id", default=None, help="the owner its leases name")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(
@@ -343,6 +353,8 @@ def main(argv: list[str] | None = None) -> None:
             database_url=args.database_url,
             burst=args.burst,
             handlers=load_target(args.handlers),
+            retry=RetryPolicy(base_ms=args.retry_base_ms, cap_ms=args.retry_cap_ms),
+            worker_id=args.worker_id,
         )
     )
 
