@@ -118,10 +118,11 @@ class Plan:
 
     def describe(self) -> str:
         """Return the plan in a few words, for captions and summaries."""
+        dlq = f"; DLQ phase {self.dlq_jobs:,} always-failing jobs" if self.dlq_jobs else ""
         return (
-            f"{self.jobs:,} jobs over {self.produce_s:g} s, {self.workers} workers x "
+            f"{self.jobs:,} jobs over {self.produce_s:g} s or more, {self.workers} workers x "
             f"{self.concurrency}, {self.kills} SIGKILLs + a rolling restart, lease "
-            f"{self.lease_ms} ms; DLQ phase {self.dlq_jobs:,} always-failing jobs"
+            f"{self.lease_ms} ms{dlq}"
         )
 
 
@@ -622,6 +623,7 @@ def plot(report: Report, path: Path) -> None:
     _plot_memory(
         dlq_axes, report.timeline.dlq_memory, report, "DLQ phase: a downstream down for good"
     )
+    _plot_if_kept(dlq_axes, report.timeline.dlq_memory, report.started_at)
     info = machine()
     verdict = (
         "all checks passed"
@@ -652,6 +654,24 @@ def _plot_redelivery(axes: Any, report: Report) -> None:
         title=f"Redelivery after SIGKILL ({len(times)} jobs)",
     )
     axes.legend(fontsize=8)
+
+
+def _plot_if_kept(axes: Any, samples: Sequence[MemorySample], since: float) -> None:
+    """Draw what `used_memory` would be if Redis kept each dead job's payload."""
+    if not samples:
+        return
+    first = samples[0]
+    axes.plot(
+        [each.at - since for each in samples],
+        [
+            (first.used_memory + (each.dead_rows - first.dead_rows) * DLQ_PAYLOAD_BYTES) / 2**20
+            for each in samples
+        ],
+        color="tab:blue",
+        linestyle=":",
+        label="used_memory if Redis kept the dead payloads",
+    )
+    axes.legend(fontsize=7, loc="upper left")
 
 
 def _plot_memory(axes: Any, samples: Sequence[MemorySample], report: Report, title: str) -> None:
