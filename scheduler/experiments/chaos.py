@@ -8,20 +8,22 @@ Redis memory that stays flat while a downstream fails for good and the DLQ grows
 Method. A fresh PostgreSQL database and Redis key prefix per run; several real worker
 processes (`scheduler.experiments.workers`) run the chaos handlers, which write every
 execution start to a ledger before working (`scheduler.experiments.ledger`). A
-producer enqueues the jobs at an even pace over the production window (so the queue
-does not hold a backlog that would hide how fast killed jobs come back): mostly noops
-and short sleeps, some flaky (fail with p = 0.3), some that always fail, with a short
-retry backoff. During the window, workers chosen by a seeded `random.Random` are
-SIGKILLed at random times, each replaced by a new process; then every worker is
-restarted in turn with SIGTERM. Once the queue is empty, a second phase enqueues only
-always-failing jobs with 1 KiB payloads while Redis `used_memory` and the DLQ rows are
-sampled. Finally the workers drain, and the checker (`scheduler.experiments.checker`)
-judges the evidence; every check, passed or failed, goes into `chaos.json`, and the
-plot into `chaos.png`.
+producer enqueues the jobs at an even pace, holding back while a full round of slots is
+ready (so no backlog hides how fast killed jobs come back): mostly noops and short
+sleeps, some flaky (fail with p = 0.3), some that always fail, with a short retry
+backoff. While it runs, workers chosen by a seeded `random.Random` are SIGKILLed at
+random moments (placed by how much was produced), each replaced by a new process; then
+every worker is restarted in turn with SIGTERM. Once the queue is empty, a second phase
+enqueues only always-failing jobs with 4 KiB payloads while Redis `used_memory` and the
+DLQ rows are sampled. Finally the workers drain, and the checker
+(`scheduler.experiments.checker`) judges the evidence; every check, passed or failed,
+goes into `chaos.json`, and the plot into `chaos.png`.
 
-Known gap (reported, not hidden): the audit trail is written behind in batches, so a
+Known gaps (reported, not hidden): the audit trail is written behind in batches, so a
 SIGKILLed worker loses the events it had not flushed; those jobs ran (the ledger says
 so) but PostgreSQL never learns how they ended, and the checker counts them as lost.
+And a heartbeat that races a job's ack or nack cancels the worker's recording of the
+outcome (README, "What it found").
 """
 
 import asyncio
@@ -217,13 +219,19 @@ class Producer:
     """
 
     def __init__(
-        self, queue: RedisQueue, specs: Sequence[JobSpec], duration_s: float, max_waiting: int
+        self,
+        queue: RedisQueue,
+        specs: Sequence[JobSpec],
+        duration_s: float,
+        max_waiting: int,
+        progress: Callable[[str], None],
     ) -> None:
-        """Enqueue `specs` on `queue` over `duration_s` at the most."""
+        """Enqueue `specs` on `queue`, no faster than evenly over `duration_s`."""
         self._queue = queue
         self._specs = specs
         self._duration_s = duration_s
         self._max_waiting = max_waiting
+        self._progress = progress
         self._advanced = asyncio.Condition()
         self.sent = 0
 
@@ -236,6 +244,7 @@ class Producer:
                 await self._queue.enqueue(spec.type, spec.payload, job_id=spec.id)
 
         total, started = len(self._specs), time.monotonic()
+        reported = started
         while self.sent < total:
             due = round(total * (time.monotonic() - started) / self._duration_s) + 1
             room = self._max_waiting - (await self._queue.counts()).ready
@@ -244,6 +253,10 @@ class Producer:
             async with self._advanced:
                 self.sent = upto
                 self._advanced.notify_all()
+            if time.monotonic() - reported > PROGRESS_EVERY_S:
+                reported = time.monotonic()
+                rate = self.sent / (reported - started)
+                self._progress(f"{self.sent:,} of {total:,} jobs enqueued ({rate:,.0f}/s)")
             await asyncio.sleep(TICK_S)
 
     async def reached(self, fraction: float) -> None:
@@ -309,7 +322,7 @@ class Run:
     def producer(self, specs: Sequence[JobSpec], duration_s: float) -> Producer:
         """Return a producer of `specs` with this run's back-pressure."""
         waiting = self.plan.workers * self.plan.concurrency
-        return Producer(self.queue, specs, duration_s, max_waiting=waiting)
+        return Producer(self.queue, specs, duration_s, waiting, self.progress)
 
     async def chaos_phase(self, specs: Sequence[JobSpec]) -> None:
         """Produce `specs` while killing and restarting workers; wait for the queue to empty."""
@@ -661,22 +674,25 @@ def _plot_if_kept(axes: Any, samples: Sequence[MemorySample], since: float) -> N
     if not samples:
         return
     first = samples[0]
+    kept = [
+        (first.used_memory + (each.dead_rows - first.dead_rows) * DLQ_PAYLOAD_BYTES) / 2**20
+        for each in samples
+    ]
     axes.plot(
         [each.at - since for each in samples],
-        [
-            (first.used_memory + (each.dead_rows - first.dead_rows) * DLQ_PAYLOAD_BYTES) / 2**20
-            for each in samples
-        ],
+        kept,
         color="tab:blue",
         linestyle=":",
-        label="used_memory if Redis kept the dead payloads",
+        label="if Redis kept the dead jobs' payloads",
     )
+    axes.set_ylim(0, max(kept) * 1.05)
     axes.legend(fontsize=7, loc="upper left")
 
 
 def _plot_memory(axes: Any, samples: Sequence[MemorySample], report: Report, title: str) -> None:
     seconds = [each.at - report.started_at for each in samples]
-    axes.plot(seconds, [each.used_memory / 2**20 for each in samples], color="tab:blue")
+    used = [each.used_memory / 2**20 for each in samples]
+    axes.plot(seconds, used, color="tab:blue", label="Redis used_memory")
     axes.set(xlabel="seconds into the run", title=title)
     axes.set_ylabel("Redis used_memory (MiB)", color="tab:blue")
     axes.set_ylim(bottom=0)
