@@ -32,7 +32,7 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ LAST_AUDIT_EVENTS = text(
 )
 """Each job's last audit event by event time: flushes from several workers interleave rows."""
 START_TIMEOUT_S = 60.0
-"""A worker process that has run no job this long after its start is reported as failed."""
+"""How long a new worker may take to connect (or the first ones to run a job)."""
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,27 @@ class Plan:
 
 
 PLANS = {
-    Size.QUICK: Plan("quick", 4_000, 20, 3, 16, 3, 1_000, 10),
-    Size.FULL: Plan("full", 100_000, 300, 4, 16, 10, 5_000, 40, settle_timeout_s=600),
+    Size.QUICK: Plan(
+        "quick",
+        jobs=4_000,
+        produce_s=20,
+        workers=3,
+        concurrency=16,
+        kills=3,
+        dlq_jobs=1_000,
+        dlq_produce_s=10,
+    ),
+    Size.FULL: Plan(
+        "full",
+        jobs=100_000,
+        produce_s=300,
+        workers=4,
+        concurrency=16,
+        kills=10,
+        dlq_jobs=5_000,
+        dlq_produce_s=40,
+        settle_timeout_s=600,
+    ),
 }
 
 
@@ -362,22 +381,29 @@ class Run:
 
     async def until_connected(self, worker: WorkerProcess) -> None:
         """Wait until `worker` has started up and connected to Redis."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not await self.workers.connected(worker):
-            self.workers.check()
-            if time.monotonic() > deadline:
-                raise WorkerExitedError(f"{worker.id} did not start within {START_TIMEOUT_S:g} s")
-            await asyncio.sleep(DRAIN_EVERY_S)
+
+        async def connected() -> bool:
+            return await self.workers.connected(worker)
+
+        await self._wait_for(connected, f"{worker.id} to connect")
 
     async def serving(self) -> list[WorkerProcess]:
         """Wait until some live workers have run a job; return them."""
+
+        async def any_serving() -> bool:
+            return bool(self.workers.serving(self.timeline.working))
+
+        await self._wait_for(any_serving, "a worker to run a job")
+        return self.workers.serving(self.timeline.working)
+
+    async def _wait_for(self, condition: Callable[[], Awaitable[bool]], what: str) -> None:
+        """Poll `condition`; fail if a worker died, or after `START_TIMEOUT_S`."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not (serving := self.workers.warm(self.timeline.working)):
+        while not await condition():
             self.workers.check()
             if time.monotonic() > deadline:
-                raise WorkerExitedError(f"no worker ran a job within {START_TIMEOUT_S:g} s")
+                raise WorkerExitedError(f"waited {START_TIMEOUT_S:g} s for {what}")
             await asyncio.sleep(DRAIN_EVERY_S)
-        return serving
 
     async def dlq_phase(self, specs: Sequence[JobSpec]) -> None:
         """Produce jobs that always fail while sampling Redis memory and the DLQ."""

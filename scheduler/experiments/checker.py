@@ -235,17 +235,34 @@ def check_duplicates(evidence: Evidence) -> Check:
         if extra > caught[job_id]
     }
     total, in_flight = sum(duplicates.values()), sum(caught.values())
+    on_killed = _ran_on_a_killed_worker(evidence, set(unexplained))
     figure = (
         f"{total} duplicate executions <= {in_flight} jobs in flight at the kills; "
         f"{sum(unexplained.values())} unexplained"
     )
+    if unexplained:
+        figure += (
+            f" ({len(on_killed)} of their {len(unexplained)} jobs had run on a killed worker "
+            "whose snapshot missed them; the others' leases expired on live workers)"
+        )
     details = {
         "duplicates": total,
         "in_flight_at_kills": in_flight,
         "unexplained": sum(unexplained.values()),
+        "unexplained_jobs_run_on_a_killed_worker": len(on_killed),
         "unexplained_sample": _sample(unexplained),
     }
     return Check("duplicates only from kills", not unexplained, figure, details)
+
+
+def _ran_on_a_killed_worker(evidence: Evidence, jobs: set[str]) -> set[str]:
+    """Return the `jobs` that started on a worker before that worker was killed."""
+    killed_at = {kill.pid: kill.at for kill in evidence.kills}
+    return {
+        each.job_id
+        for each in evidence.executions
+        if each.job_id in jobs and each.started_at < killed_at.get(each.pid, -math.inf)
+    }
 
 
 def redelivery_times(evidence: Evidence) -> list[float]:

@@ -4,8 +4,10 @@ Pattern: each worker is a real `python -m scheduler.worker` process, started and
 stopped through `labs.servers.process` (its own session, reaped, never a reused pid).
 A kill is a freeze, a snapshot, then SIGKILL: SIGSTOP stops the victim at once, a
 short pause lets any command it had already sent reach Redis, its leases are read
-(the jobs in flight at the kill, exactly: a frozen worker can neither claim nor
-ack), then SIGKILL ends it. A rolling restart starts each replacement, then sends the
+(the jobs in flight at the kill: a frozen worker can neither claim nor ack), then
+SIGKILL ends it and the leases are read once more, for a claim that was still in
+transit (the leases stay put until they expire, 2/3 of a lease after the last
+heartbeat at the earliest). A rolling restart starts each replacement, then sends the
 old worker SIGTERM and waits for it to drain (stop fetching, finish in-flight jobs
 within the grace, hand back the rest). Guarantee: every process this starts is
 stopped by `stop_all`, also when the experiment fails.
@@ -25,8 +27,9 @@ from scheduler.experiments.checker import Kill
 from scheduler.queue import RedisQueue
 
 HANDLERS = "scheduler.experiments.ledger:handlers"
-FREEZE_S = 0.05
-"""Between SIGSTOP and reading the leases: commands already sent land in Redis first."""
+FREEZE_S = 0.2
+"""Between SIGSTOP and reading the leases: commands the victim had already written to
+its sockets reach Redis first (on a loaded machine Redis may not run for a while)."""
 KILL_WAIT_S = 5.0
 
 
@@ -95,7 +98,7 @@ class WorkerProcesses:
         self.live.append(worker)
         return worker
 
-    def warm(self, working: set[int]) -> list[WorkerProcess]:
+    def serving(self, working: set[int]) -> list[WorkerProcess]:
         """Return the live workers whose process ids are in `working` (they ran jobs)."""
         return [worker for worker in self.live if worker.pid in working]
 
@@ -124,6 +127,8 @@ class WorkerProcesses:
             process.stop, victim.pid, victim.started_at, signal.SIGKILL, KILL_WAIT_S
         )
         self.live.remove(victim)
+        # A claim still in transit lands late; its lease cannot expire for 2/3 of a lease.
+        in_flight |= await self._queue.held_by(victim.id)
         return Kill(
             at=frozen_at,
             worker=victim.id,

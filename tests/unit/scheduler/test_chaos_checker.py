@@ -119,8 +119,18 @@ def test_a_duplicate_beyond_the_jobs_in_flight_at_the_kills_is_unexplained() -> 
         "duplicates": 2,
         "in_flight_at_kills": 1,
         "unexplained": 1,
+        "unexplained_jobs_run_on_a_killed_worker": 0,
         "unexplained_sample": ["ok"],
     }
+
+
+def test_an_unexplained_duplicate_of_a_job_the_killed_worker_ran_is_told_apart() -> None:
+    """A duplicate of a job the killed worker ran, missing from the snapshot, is told apart."""
+    missed = [run("ok", 1, 49.5, pid=WORKER), run("ok", 2, KILL_AT + 2.0)]
+    executions = [each for each in clean().executions if each.job_id != "ok"] + missed
+    check = check_duplicates(replace(clean(), executions=executions))
+    assert not check.passed
+    assert check.details["unexplained_jobs_run_on_a_killed_worker"] == 1
 
 
 def test_a_killed_jobs_rerun_is_an_allowed_duplicate_and_retries_are_none() -> None:
