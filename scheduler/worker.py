@@ -266,10 +266,9 @@ async def serve(
 
     With `database_url`, deliveries are audited and dead jobs buried in PostgreSQL; with
     `burst`, it also returns once nothing is due or running. `retry` defaults to
-    `RetryPolicy()`; `worker_id` (the owner its leases name, and its Redis client name)
-    to a random one.
-    Unreachable servers raise at start-up (Redis `PING`, creating the tables), not
-    later in the loop.
+    `RetryPolicy()`. `worker_id` is the owner its leases name and its Redis connections'
+    client name (default: a random id, unnamed connections). Unreachable servers raise
+    at start-up (Redis `PING`, creating the tables), not later in the loop.
     """
     client = redis_client(redis_url, client_name=worker_id)
     engine = sql_engine(database_url, pool_size=2, max_overflow=2) if database_url else None
@@ -339,7 +338,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--retry-base-ms", type=int, default=RetryPolicy.base_ms)
     parser.add_argument("--retry-cap-ms", type=int, default=RetryPolicy.cap_ms)
-    parser.add_argument("--worker-id", default=None, help="the owner its leases name")
+    parser.add_argument(
+        "--worker-id", default=None, help="names its leases and its Redis connections"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(
