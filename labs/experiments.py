@@ -74,5 +74,11 @@ EXPERIMENTS: dict[str, Experiment] = {
             "three regions sharing a limit: local, strict and eventual modes across delays",
             "rate_limiter/results",
         ),
+        Experiment(
+            "chaos",
+            "scheduler.experiments.chaos:run",
+            "scheduler workers SIGKILLed and restarted under load: none lost, duplicates bounded",
+            "scheduler/results",
+        ),
     )
 }

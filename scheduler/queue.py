@@ -431,6 +431,20 @@ class RedisQueue:
         fields = await self._redis.hgetall(self.job_key(job_id))
         return {_text(k): _text(v) for k, v in fields.items()} or None
 
+    async def held_by(self, worker_id: str) -> set[str]:
+        """Return the ids of the jobs whose leases `worker_id` holds (two round trips)."""
+        # Without scores, ZRANGE answers a flat list of members (the stub allows pairs).
+        leased: list[bytes] = await self._redis.zrange(self._leases, 0, -1)  # type: ignore[assignment]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in leased:
+                _ = pipe.hget(self.job_key(_text(job_id)), "owner")
+            owners = await pipe.execute()
+        return {
+            _text(job_id)
+            for job_id, owner in zip(leased, owners, strict=True)
+            if owner is not None and _text(owner) == worker_id
+        }
+
     def _lane_key(self, kind: str, lane: str) -> str:
         return f"{self._lane_prefix}{kind}:{lane}"
 

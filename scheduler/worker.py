@@ -275,15 +275,19 @@ async def serve(
     burst: bool = False,
     audit_interval_s: float = 0.2,
     handlers: HandlerFactory = builtin_handlers,
+    retry: RetryPolicy | None = None,
+    worker_id: str | None = None,
 ) -> None:
     """Run a worker with `handlers` (default: the built-ins) until SIGTERM or SIGINT, then drain.
 
     With `database_url`, deliveries are audited and dead jobs buried in PostgreSQL; with
-    `burst`, it also returns once nothing is due or running. Unreachable servers raise
+    `burst`, it also returns once nothing is due or running. `retry` defaults to
+    `RetryPolicy()`. `worker_id` is the owner its leases name and its Redis connections'
+    client name (default: a random id, unnamed connections). Unreachable servers raise
     at start-up (Redis `PING`, creating the tables), not later in the loop. Handlers
     share one pooled HTTP client with a connection per slot, so none waits for the pool.
     """
-    client = redis_client(redis_url)
+    client = redis_client(redis_url, client_name=worker_id)
     http = http_client(max_connections=concurrency)
     engine = sql_engine(database_url, pool_size=2, max_overflow=2) if database_url else None
     clock = SystemClock()
@@ -299,6 +303,8 @@ async def serve(
             rng=rng,
             concurrency=concurrency,
             lease_ms=lease_ms,
+            retry=retry,
+            worker_id=worker_id,
         )
         drain = None
         if engine is not None:
@@ -351,6 +357,11 @@ def main(argv: list[str] | None = None) -> None:
         default="scheduler.handlers:builtin_handlers",
         help="module:function returning the handlers by job type",
     )
+    parser.add_argument("--retry-base-ms", type=int, default=RetryPolicy.base_ms)
+    parser.add_argument("--retry-cap-ms", type=int, default=RetryPolicy.cap_ms)
+    parser.add_argument(
+        "--worker-id", default=None, help="names its leases and its Redis connections"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(
@@ -364,6 +375,8 @@ def main(argv: list[str] | None = None) -> None:
             database_url=args.database_url,
             burst=args.burst,
             handlers=load_target(args.handlers),
+            retry=RetryPolicy(base_ms=args.retry_base_ms, cap_ms=args.retry_cap_ms),
+            worker_id=args.worker_id,
         )
     )
 
