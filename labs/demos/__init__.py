@@ -70,5 +70,10 @@ DEMOS: dict[str, Demo] = {
             "scheduler.demo:run",
             "2,000 jobs while workers are SIGKILLed and restarted: none lost, duplicates bounded",
         ),
+        Demo(
+            "scheduler-breaker",
+            "scheduler.breaker_demo:run",
+            "a webhook host goes down: its breaker halts only its jobs, spending no attempts",
+        ),
     )
 }
