@@ -34,6 +34,8 @@ CHECKS = {
     "audit log agrees with final states",
     "Redis memory flat while the DLQ grows",
 }
+
+
 @pytest.fixture(scope="module")
 def results(lab_urls: ServerUrls, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Run the tiny plan once; return the results file's content."""
