@@ -64,8 +64,13 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._now + seconds, waiter))
-        await waiter
+        entry = (self._now + seconds, waiter)
+        self._sleepers.append(entry)
+        try:
+            await waiter
+        finally:  # a cancelled sleep is no longer asleep
+            if entry in self._sleepers:
+                self._sleepers.remove(entry)
 
     def advance(self, seconds: float) -> None:
         """Move time forward by `seconds` and wake every sleeper whose deadline passed."""
@@ -82,3 +87,8 @@ class ManualClock:
     def sleepers(self) -> int:
         """Return how many coroutines are asleep on this clock."""
         return len(self._sleepers)
+
+    @property
+    def deadlines(self) -> list[float]:
+        """Return when each sleeper wakes, soonest first."""
+        return sorted(deadline for deadline, _ in self._sleepers)

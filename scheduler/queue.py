@@ -159,6 +159,7 @@ class RedisQueue:
         self._leases = keys.tagged(name, "leases")
         self._seq = keys.tagged(name, "seq")
         self.journal_key = keys.tagged(name, "journal")
+        self._wake = keys.tagged(name, "wake")
         self._policies = keys.tagged(name, "policies")
         self._inflight = keys.tagged(name, "inflight")
         self._parked_lanes = keys.tagged(name, "parked")
@@ -205,7 +206,14 @@ class RedisQueue:
             max_attempts=max_attempts,
             run_at_ms=run_at_ms,
         )
-        keys = [self._scheduled, self._ready, self._seq, self.job_key(job.id), self.journal_key]
+        keys = [
+            self._scheduled,
+            self._ready,
+            self._seq,
+            self.job_key(job.id),
+            self.journal_key,
+            self._wake,
+        ]
         if dedupe_key is not None:
             keys.append(self._dedupe_prefix + dedupe_key)
         if fence is not None:
@@ -352,6 +360,14 @@ class RedisQueue:
         args: list[ScriptArg] = [_now(now_ms), RECLAIM_BATCH, self._job_prefix, self._journaling]
         requeued, *dead = await RECLAIM(self._redis, keys, args)
         return int(requeued), [_dead(flat) for flat in dead]
+
+    async def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until an enqueue signals a job due now, or `timeout_s`; True if signalled.
+
+        Each due enqueue pushes one token and each wait takes one, so a burst of jobs
+        wakes as many idle workers. The block is Redis's (`BLPOP`), in real time.
+        """
+        return await self._redis.blpop([self._wake], timeout=timeout_s) is not None
 
     async def counts(self) -> Counts:
         """Return how many jobs are scheduled, ready, leased and parked; the journal backlog."""

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 DeadSink = Callable[[DeadJob], Awaitable[None]]
 
 
+WAKE_WAIT_S = 1.0
+"""How long one wait for a wake-up blocks (below the client's 2 s socket timeout)."""
+
+
 class HandlerTimeoutError(Exception):
     """The handler ran longer than the worker's timeout."""
 
@@ -99,6 +103,10 @@ class Worker:
         self._handler_tasks: dict[str, asyncio.Future[None]] = {}
         """The handler of each delivery still running it (not yet settling its outcome)."""
         self._stop = asyncio.Event()
+        self._room = asyncio.Event()
+        """Set while a slot is free: only then does the worker listen for wake-ups."""
+        self._room.set()
+        self._woken = asyncio.Event()
         self.processed = 0
         """Deliveries finished (acked, nacked, or found lost), for tests and metrics."""
 
@@ -110,6 +118,7 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Work until `drain()`; with `burst`, also return once nothing is due or running."""
         heartbeat = asyncio.create_task(self._heartbeat_loop())
+        waker = asyncio.create_task(self._wake_loop())
         try:
             while not self._stop.is_set():
                 claimed = await self._pass()
@@ -119,9 +128,10 @@ class Worker:
             if self._running:
                 await asyncio.wait([task for _, task in self._running.values()])
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in (heartbeat, waker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def drain(self, grace_s: float) -> None:
         """Stop claiming; let running jobs finish for `grace_s`; hand the rest back."""
@@ -152,16 +162,40 @@ class Worker:
         for lease in leases:
             task = asyncio.create_task(self._deliver(lease))
             self._running[lease.job.id] = (lease, task)
+        self._track_room()
         return len(leases)
 
+    def _track_room(self) -> None:
+        if len(self._running) < self._concurrency:
+            self._room.set()
+        else:
+            self._room.clear()
+
     async def _wait_for_work(self) -> None:
-        """Wait until a job finishes, the poll interval passes, or a drain starts."""
+        """Wait until a job finishes, an enqueue wakes us, the poll passes, or a drain starts."""
         waiters: list[Awaitable[Any]] = [task for _, task in self._running.values()]
         await _first_of(
             asyncio.wait(waiters) if waiters else asyncio.Event().wait(),
+            self._woken.wait(),
             self._clock.sleep(self._poll_s),
             self._stop.wait(),
         )
+        self._woken.clear()
+
+    async def _wake_loop(self) -> None:
+        """While a slot is free, block on the queue's wake-ups.
+
+        An idle worker thus starts a new job within a round trip of its enqueue instead
+        of at its next poll; the poll remains for jobs that become due by time.
+        """
+        while True:
+            await self._room.wait()
+            try:
+                if await self._queue.wait_for_work(WAKE_WAIT_S):
+                    self._woken.set()
+            except RedisError:
+                log.exception("worker %s: waiting for wake-ups failed", self.id)
+                await self._clock.sleep(self._poll_s)
 
     async def _deliver(self, lease: Lease) -> None:
         job = lease.job
@@ -175,6 +209,7 @@ class Worker:
             await self._settle(lease, self._ack(lease))
         finally:
             self._running.pop(job.id, None)
+            self._track_room()
             self.processed += 1
 
     async def _run_handler(self, job: Job) -> None:

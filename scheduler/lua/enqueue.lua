@@ -4,7 +4,9 @@
 -- KEYS[3]: sequence counter (INCR), FIFO order within a priority
 -- KEYS[4]: the job's hash
 -- KEYS[5]: journal stream (every transition, drained into the PostgreSQL audit log)
--- KEYS[6]: optional dedupe key (a string holding the first job's id)
+-- KEYS[6]: wake-up list: a job due now pushes a token that wakes one idle worker
+--          (kept to WAKE_TOKENS, so it never grows while no worker listens)
+-- KEYS[7]: optional dedupe key (a string holding the first job's id)
 -- KEYS[#KEYS]: with ARGV[11], a fence (a string holding the last tick enqueued through it)
 -- ARGV[1]: now in ms, or "" to read Redis TIME (production: the only clock)
 -- ARGV[2]: job id; ARGV[3]: type; ARGV[4]: payload (JSON); ARGV[5]: priority (0..9)
@@ -18,6 +20,7 @@
 --          is safe) or the fence already holds this tick or a later one.
 
 local function int(x) return string.format('%d', x) end
+local WAKE_TOKENS = 64
 
 local now = tonumber(ARGV[1])
 if not now then
@@ -35,8 +38,8 @@ if tick then
 end
 if redis.call('EXISTS', KEYS[4]) == 1 then return {id, 0} end
 local dedupe = ''
-if keys_but_fence >= 6 then
-    dedupe = KEYS[6]
+if keys_but_fence >= 7 then
+    dedupe = KEYS[7]
     local first = redis.call('GET', dedupe)
     if first then return {first, 0} end
     redis.call('SET', dedupe, id)
@@ -50,6 +53,8 @@ if run_at > now then
 else
     local seq = redis.call('INCR', KEYS[3])
     redis.call('ZADD', KEYS[2], int((9 - priority) * 562949953421312 + seq), id)
+    redis.call('LPUSH', KEYS[6], '1')
+    redis.call('LTRIM', KEYS[6], 0, WAKE_TOKENS - 1)
 end
 redis.call('HSET', KEYS[4], 'id', id, 'type', ARGV[3], 'payload', ARGV[4],
     'priority', int(priority), 'attempts', 0, 'max_attempts', ARGV[6],

@@ -1,6 +1,7 @@
 """The manual clock: time moves only when told, and sleepers wake exactly then."""
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -44,3 +45,15 @@ def test_clock_refuses_to_go_back() -> None:
     """Time never moves backwards."""
     with pytest.raises(ValueError, match="cannot go back"):
         ManualClock().advance(-1)
+
+
+async def test_a_cancelled_sleep_is_no_longer_counted() -> None:
+    """Cancelling a sleep removes it from the sleepers and their deadlines."""
+    clock = ManualClock(start=100.0)
+    sleeping = asyncio.create_task(clock.sleep(5))
+    await asyncio.sleep(0)
+    assert (clock.sleepers, clock.deadlines) == (1, [105.0])
+    sleeping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sleeping
+    assert (clock.sleepers, clock.deadlines) == (0, [])

@@ -31,11 +31,12 @@ async def test_enqueue_claim_ack_deletes_the_job(redis: Redis, keys: KeyBuilder)
     assert await q.claim("w2", 10, LEASE, now_ms=T0) == []
     assert await q.ack(lease)
     assert (await q.counts()).live == 0
-    # Bounded memory: nothing of the job is left but its journal (until drained) and
-    # the sequence counter.
+    # Bounded memory: nothing of the job is left but its journal (until drained), the
+    # sequence counter and the wake-up token no worker took (at most 64 are kept).
     assert sorted([key async for key in redis.scan_iter(match=f"{keys.prefix}:*")]) == [
         q.journal_key.encode(),
         keys.tagged("q", "seq").encode(),
+        keys.tagged("q", "wake").encode(),
     ]
     entries: Any = await redis.xrange(q.journal_key)
     journal = [JournalEntry.parse(entry_id, fields) for entry_id, fields in entries]
@@ -222,3 +223,18 @@ async def test_redis_time_is_the_default_clock(redis: Redis, keys: KeyBuilder) -
     [lease] = await q.claim("w", 1, 2_000)
     assert lease.job.id == job.id
     assert now <= lease.deadline_ms - 2_000 < now + 1_000
+
+
+async def test_due_enqueues_wake_idle_workers_and_tokens_stay_bounded(
+    redis: Redis, keys: KeyBuilder
+) -> None:
+    """Each due job pushes one wake-up token (64 at most); a scheduled one pushes none."""
+    q = queue(redis, keys)
+    assert not await q.wait_for_work(0.01)
+    await q.enqueue("noop", run_at_ms=T0 + 60_000, now_ms=T0)
+    assert not await q.wait_for_work(0.01)
+    await q.enqueue("noop", now_ms=T0)
+    assert await q.wait_for_work(0.01)
+    for _ in range(100):
+        await q.enqueue("noop", now_ms=T0)
+    assert await redis.llen(keys.tagged("q", "wake")) == 64

@@ -96,9 +96,8 @@ async def test_drain_finishes_what_it_can_and_hands_back_the_rest(
     running = asyncio.create_task(worker.run())
     # heartbeat, poll, and a sleep and a timeout per handler
     await until(lambda: clock.sleepers == 6, "both handlers and their timers")
-    before = clock.sleepers
     draining = asyncio.create_task(worker.drain(grace_s=5))
-    await until(lambda: clock.sleepers > before, "the grace timer")
+    await until(lambda: clock.time() + 5 in clock.deadlines, "the grace timer")
     clock.advance(1)
     await until(lambda: worker.in_flight == 1, "the short job")
     assert not await redis.exists(q.job_key(short.id))
@@ -214,5 +213,20 @@ async def test_a_heartbeat_racing_the_workers_own_ack_cancels_nothing(
     q.reply.set()
     await until(lambda: worker.processed == 1, "the delivery to finish")
     assert worker.in_flight == 0
+    await worker.drain(grace_s=0)
+    await asyncio.wait_for(running, 10)
+
+
+async def test_an_idle_worker_is_woken_by_an_enqueue_not_by_its_poll(
+    redis: Redis, keys: KeyBuilder
+) -> None:
+    """With an hour-long poll and a clock that never moves, a new job still runs at once."""
+    q = RedisQueue(redis, keys)
+    clock = ManualClock()
+    worker = make_worker(q, clock, [], poll_s=3_600)
+    running = asyncio.create_task(worker.run())
+    await until(lambda: clock.sleepers == 2, "the idle worker's poll and heartbeat")
+    await q.enqueue("noop")
+    await until(lambda: worker.processed == 1, "the job, woken by its enqueue")
     await worker.drain(grace_s=0)
     await asyncio.wait_for(running, 10)
