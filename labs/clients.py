@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from labs.urls import sqlalchemy_url
@@ -20,14 +20,21 @@ _HTTP_TIMEOUT_S = 10.0
 _HTTP_CONNECT_TIMEOUT_S = 2.0
 
 
-def redis_client(url: str, **options: Any) -> Redis:
-    """Return an asyncio Redis client for `url` with bounded timeouts."""
-    defaults: dict[str, Any] = {
+def redis_client(url: str, *, wait_for_connection: bool = False, **options: Any) -> Redis:
+    """Return an asyncio Redis client for `url` with bounded timeouts.
+
+    With `wait_for_connection`, a command that finds every pooled connection
+    (`max_connections`) busy waits for one instead of raising: for a load generator whose
+    bursts may outrun the server for a moment.
+    """
+    settings: dict[str, Any] = {
         "socket_timeout": _REDIS_TIMEOUT_S,
         "socket_connect_timeout": _REDIS_TIMEOUT_S,
         "health_check_interval": 30,
-    }
-    return Redis.from_url(url, **(defaults | options))
+    } | options
+    if wait_for_connection:
+        return Redis.from_pool(BlockingConnectionPool.from_url(url, timeout=None, **settings))
+    return Redis.from_url(url, **settings)
 
 
 def redis_cluster_client(url: str, **options: Any) -> RedisCluster:

@@ -90,13 +90,18 @@ class OurScheduler:
             "worker processes": setup.workers,
             "--concurrency": setup.concurrency,
             "poll_s (default, no CLI flag)": _WORKER_DEFAULT_POLL_S,
+            "idle wake-up": "BLPOP on the queue's token list",
             "audit": self.audit,
         }
 
     @asynccontextmanager
     async def enqueuer(self, setup: Setup) -> AsyncIterator[Enqueuer]:
-        """Open a `RedisQueue` on the run's Redis, under the system's own prefix."""
-        client = redis_client(setup.redis_url)
+        """Open a `RedisQueue` on the run's Redis, under the system's own prefix.
+
+        The loaded phase sends each enqueue on its own; when the machine stalls they pile
+        up, so a call waits for one of the pool's connections rather than failing.
+        """
+        client = redis_client(setup.redis_url, wait_for_connection=True, max_connections=64)
         try:
             yield _OurEnqueuer(RedisQueue(client, KeyBuilder(setup.namespace), QUEUE), setup)
         finally:
