@@ -6,16 +6,10 @@ start as many as you like, each tick is enqueued once. SIGTERM or SIGINT stops i
 missing or unreachable server, or a malformed schedule, is one `LabError` line.
 """
 
-import asyncio
-import logging
-
 import click
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
-from labs.cli.worker import KEY_PREFIX
-from labs.errors import LabError, first_line
-from labs.settings import ServerUrls
+from labs.cli.worker import KEY_PREFIX, run_on_servers
+from labs.errors import LabError
 from scheduler.cron.runner import DEFAULT_MAX_LATENESS_S, serve
 from scheduler.cron.schedule import Schedule, parse_spec
 
@@ -40,26 +34,17 @@ from scheduler.cron.schedule import Schedule, parse_spec
 def cron(specs: tuple[str, ...], queue: str, max_lateness_s: float) -> None:
     """Enqueue scheduled jobs on the running Redis, once per tick, auditing to PostgreSQL."""
     schedules = _parse(specs)
-    urls = ServerUrls.discover()
-    redis_url = urls.require("redis_url")
-    database_url = urls.require("database_url")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    try:
-        asyncio.run(
-            serve(
-                redis_url,
-                KEY_PREFIX,
-                queue,
-                schedules,
-                database_url=database_url,
-                max_lateness_s=max_lateness_s,
-            )
-        )
-    except (RedisError, SQLAlchemyError, OSError) as exc:
-        raise LabError(
-            f"cron cannot reach its servers ({type(exc).__name__}: {first_line(exc)}): "
-            "run `lab up` or check REDIS_URL and DATABASE_URL"
-        ) from None
+    run_on_servers(
+        "cron",
+        lambda redis_url, database_url: serve(
+            redis_url,
+            KEY_PREFIX,
+            queue,
+            schedules,
+            database_url=database_url,
+            max_lateness_s=max_lateness_s,
+        ),
+    )
 
 
 def _parse(specs: tuple[str, ...]) -> list[Schedule]:

@@ -8,6 +8,8 @@ server is one `LabError` line, not a traceback.
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import click
 from redis.exceptions import RedisError
@@ -29,25 +31,34 @@ GRACE_S = 10.0
 @click.option("--burst", is_flag=True, help="Exit once nothing is due or running.")
 def worker(concurrency: int, lease_ms: int, queue: str, burst: bool) -> None:  # noqa: FBT001
     """Run a scheduler worker on the running Redis, auditing to PostgreSQL."""
+    run_on_servers(
+        "worker",
+        lambda redis_url, database_url: serve(
+            redis_url,
+            KEY_PREFIX,
+            queue,
+            concurrency=concurrency,
+            lease_ms=lease_ms,
+            grace_s=GRACE_S,
+            database_url=database_url,
+            burst=burst,
+        ),
+    )
+
+
+def run_on_servers(name: str, process: Callable[[str, str], Coroutine[Any, Any, None]]) -> None:
+    """Run a scheduler process on the Redis and PostgreSQL `ServerUrls.discover()` finds.
+
+    A missing or unreachable server is one `LabError` line naming the process.
+    """
     urls = ServerUrls.discover()
     redis_url = urls.require("redis_url")
     database_url = urls.require("database_url")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(
-            serve(
-                redis_url,
-                KEY_PREFIX,
-                queue,
-                concurrency=concurrency,
-                lease_ms=lease_ms,
-                grace_s=GRACE_S,
-                database_url=database_url,
-                burst=burst,
-            )
-        )
+        asyncio.run(process(redis_url, database_url))
     except (RedisError, SQLAlchemyError, OSError) as exc:
         raise LabError(
-            f"worker cannot reach its servers ({type(exc).__name__}: {first_line(exc)}): "
+            f"{name} cannot reach its servers ({type(exc).__name__}: {first_line(exc)}): "
             "run `lab up` or check REDIS_URL and DATABASE_URL"
         ) from None
