@@ -16,10 +16,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -28,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from labs.clients import redis_client, sql_engine
 from labs.keys import KeyBuilder
 from labs.servers import Fleet
+from labs.servers.process import free_port
 from labs.settings import ServerUrls
 
 _FOLDER_MARKERS = ("unit", "integration", "e2e")
@@ -267,3 +272,58 @@ def lab(cli_state_dir: Path) -> LabRunner:
         )
 
     return run
+
+
+@dataclass
+class ServedProcess:
+    """A `lab serve` process: its base URL; once stopped, its exit code and stderr log."""
+
+    url: str
+    returncode: int | None = None
+    log: str = ""
+
+
+LabService = Callable[..., AbstractContextManager[ServedProcess]]
+
+
+@pytest.fixture
+def lab_service(cli_state_dir: Path) -> LabService:
+    """Run `lab serve <service>` as a separate process until the block ends (then SIGTERM).
+
+    Environment additions as keyword arguments, as for `lab`; the block starts once the
+    service answers `/healthz` (whatever its status), and a process that exits first
+    fails the test.
+    """
+
+    @contextmanager
+    def serve(service: str, **env: str) -> Iterator[ServedProcess]:
+        port = free_port()
+        command = [sys.executable, "-m", "labs", "serve", service]
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        process = subprocess.Popen(  # noqa: S603 - the lab's own command
+            command, env=_cli_env(cli_state_dir, **env), stderr=subprocess.PIPE, text=True
+        )
+        served = ServedProcess(f"http://127.0.0.1:{port}")
+        try:
+            _wait_for_an_answer(f"{served.url}/healthz", process)
+            yield served
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, served.log = process.communicate(timeout=30)
+            served.returncode = process.returncode
+
+    return serve
+
+
+def _wait_for_an_answer(url: str, process: subprocess.Popen[str]) -> None:
+    """Wait for the service to answer (it is starting up), failing fast if it exits."""
+    for _ in range(300):
+        if process.poll() is not None:
+            pytest.fail(f"the service exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+        else:
+            return
+    pytest.fail("the service never answered")

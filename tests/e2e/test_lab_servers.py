@@ -5,17 +5,14 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from labs.servers.process import free_port
 from labs.settings import ServerUrls
-from labs.testing.pytest_plugin import SERVER_URL_VARS, LabRunner
+from labs.testing.pytest_plugin import LabRunner, LabService
 
 pytestmark = pytest.mark.slow
 
@@ -162,48 +159,20 @@ def test_demo_proves_the_smoke_guarantee_on_the_servers_it_is_given(
     assert "10/10 messages in order" in result.stdout
 
 
-def test_serve_runs_the_service_as_compose_does(lab_urls: ServerUrls, cli_state_dir: Path) -> None:
+def test_serve_runs_the_service_as_compose_does(
+    lab_urls: ServerUrls, lab_service: LabService
+) -> None:
     """`lab serve servers --host --port` with server URLs in the environment, as in compose."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in SERVER_URL_VARS},
-        "LAB_STATE_DIR": str(cli_state_dir),
-        "LAB_ADMIN_TOKEN": "compose-token",
-        "REDIS_URL": lab_urls.require("redis_url"),
-        "DATABASE_URL": lab_urls.require("database_url"),
-        "KAFKA_BOOTSTRAP_SERVERS": lab_urls.require("kafka_bootstrap_servers"),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "labs",
-        "serve",
+    with lab_service(
         "servers",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    service = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        health = _poll_health(f"http://127.0.0.1:{port}/healthz", service)
+        LAB_ADMIN_TOKEN="compose-token",  # noqa: S106 - a test's own token
+        REDIS_URL=lab_urls.require("redis_url"),
+        DATABASE_URL=lab_urls.require("database_url"),
+        KAFKA_BOOTSTRAP_SERVERS=lab_urls.require("kafka_bootstrap_servers"),
+    ) as service:
+        health = httpx.get(f"{service.url}/healthz", timeout=10)
         assert health.status_code == 200
         assert health.json()["checks"] == {"redis": "ok", "postgres": "ok", "kafka": "ok"}
-    finally:
-        service.send_signal(signal.SIGTERM)
-        _, log = service.communicate(timeout=30)
     assert service.returncode in {0, -signal.SIGTERM}  # uvicorn re-raises the signal it handled
-    assert '"msg": "Application shutdown complete."' in log
-    assert '"service": "servers"' in log
-
-
-def _poll_health(url: str, service: subprocess.Popen[str]) -> httpx.Response:
-    """Wait for the service to answer (it is starting up), failing fast if it exits."""
-    for _ in range(300):
-        if service.poll() is not None:
-            pytest.fail(f"the service exited with {service.returncode}")
-        try:
-            return httpx.get(url, timeout=2)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail("the service never answered")
+    assert '"msg": "Application shutdown complete."' in service.log
+    assert '"service": "servers"' in service.log
