@@ -3,12 +3,17 @@
 Fixtures here serve tests of more than one folder (integration and e2e).
 """
 
+import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from labs.keys import KeyBuilder
+from labs.settings import ServerUrls
 from scheduler.domain import Job
 from scheduler.store import AuditEvent, JournalEntry, write_entries
 
@@ -31,3 +36,31 @@ def bury() -> Bury:
             await write_entries(conn, [dead])
 
     return write
+
+
+StartWorker = Callable[..., Awaitable[asyncio.subprocess.Process]]
+
+
+@pytest.fixture
+def start_worker(lab_urls: ServerUrls, keys: KeyBuilder) -> StartWorker:
+    """Return a function that starts `python -m scheduler.worker` on the test's keys.
+
+    Its arguments are added to the command line; `stderr` (default: discarded) is passed
+    to the process.
+    """
+
+    async def start(*args: str, stderr: int = subprocess.DEVNULL) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "scheduler.worker",
+            "--redis-url",
+            lab_urls.require("redis_url"),
+            "--prefix",
+            keys.prefix,
+            *args,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+    return start

@@ -3,8 +3,7 @@
 import asyncio
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
@@ -36,25 +35,16 @@ def sink_url(
 
 
 async def test_a_worker_process_delivers_every_job_to_the_sink_process_once(
-    sink_url: str, redis: Redis, keys: KeyBuilder, lab_urls: ServerUrls
+    sink_url: str,
+    redis: Redis,
+    keys: KeyBuilder,
+    start_worker: Callable[..., Awaitable[asyncio.subprocess.Process]],
 ) -> None:
     """A burst worker's shared HTTP client posts each job once; the sink's ledger agrees."""
     q = RedisQueue(redis, keys)
     for n in range(JOBS):
         await q.enqueue("webhook", {"url": f"{sink_url}/hooks/e2e", "body": {"n": n}})
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scheduler.worker",
-        "--redis-url",
-        lab_urls.require("redis_url"),
-        "--prefix",
-        keys.prefix,
-        "--concurrency",
-        "3",
-        "--burst",
-        stderr=subprocess.PIPE,
-    )
+    worker = await start_worker("--concurrency", "3", "--burst", stderr=subprocess.PIPE)
     _, log = await asyncio.wait_for(worker.communicate(), 60)
     assert worker.returncode == 0, log.decode()
     assert (await q.counts()).live == 0

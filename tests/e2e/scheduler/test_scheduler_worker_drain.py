@@ -7,41 +7,27 @@ deadline); about two seconds after start-up.
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
 from labs.keys import KeyBuilder
-from labs.settings import ServerUrls
 from scheduler.queue import RedisQueue
 
 GRACE_S = 1.0
 
 
 async def test_sigterm_finishes_short_jobs_and_hands_back_the_rest(
-    redis: Redis, keys: KeyBuilder, lab_urls: ServerUrls
+    redis: Redis,
+    keys: KeyBuilder,
+    start_worker: Callable[..., Awaitable[asyncio.subprocess.Process]],
 ) -> None:
     """Short jobs finish, long ones go back with their attempt, nothing new is claimed."""
     q = RedisQueue(redis, keys, journal=False)
     short = [(await q.enqueue("sleep", {"ms": 300})).id for _ in range(2)]
     long = [(await q.enqueue("sleep", {"ms": 60_000})).id for _ in range(2)]
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scheduler.worker",
-        "--redis-url",
-        lab_urls.require("redis_url"),
-        "--prefix",
-        keys.prefix,
-        "--concurrency",
-        "4",
-        "--grace-s",
-        str(GRACE_S),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = await start_worker("--concurrency", "4", "--grace-s", str(GRACE_S))
     try:
         started = time.monotonic()
         while (await q.counts()).leased < len(short + long):

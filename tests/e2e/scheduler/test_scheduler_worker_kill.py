@@ -10,9 +10,8 @@ expiring on the Redis clock. The lease is 1 s, so the test takes about 2 s after
 import asyncio
 import random
 import signal
-import subprocess
-import sys
 import time
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -32,27 +31,22 @@ MARGIN_S = 0.5
 
 
 async def test_a_killed_workers_job_is_delivered_again_within_the_lease(
-    redis: Redis, keys: KeyBuilder, lab_urls: ServerUrls, public_db: AsyncEngine
+    redis: Redis,
+    keys: KeyBuilder,
+    lab_urls: ServerUrls,
+    public_db: AsyncEngine,
+    start_worker: Callable[..., Awaitable[asyncio.subprocess.Process]],
 ) -> None:
     """A killed worker's job is delivered again within the lease; its audit is complete."""
     q = RedisQueue(redis, keys)
     job = await q.enqueue("sleep", {"ms": 60_000})
-    first = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scheduler.worker",
-        "--redis-url",
-        lab_urls.require("redis_url"),
-        "--prefix",
-        keys.prefix,
+    first = await start_worker(
         "--lease-ms",
         str(LEASE_MS),
         "--concurrency",
         "1",
         "--database-url",
         lab_urls.require("database_url"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
     try:
         started = time.monotonic()
