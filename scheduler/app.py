@@ -8,7 +8,6 @@ and DLQ gauges; on shutdown it drains what is left and closes the clients. `lab 
 scheduler` runs `create_app()` with settings from `SCHEDULER_*`.
 """
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -95,14 +94,8 @@ def create_app(
             register_health_check(app, "redis", redis.ping)
             register_health_check(app, "postgres", lambda: _ping(engine))
             register_scrape_hook(app, lambda: metrics.refresh(queue, settings.queue, engine))
-            # Stopped, not cancelled: a cancel landing inside a database round trip can be
-            # swallowed on the way out of it, and `run()` then sleeps forever.
-            draining = asyncio.create_task(drain.run(settings.audit_interval_s))
-            try:
+            async with drain.running(settings.audit_interval_s):
                 yield
-            finally:
-                drain.stop()
-                await draining
         finally:
             await redis.aclose()
             await engine.dispose()

@@ -22,7 +22,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -327,6 +328,20 @@ class JournalDrain:
     def stop(self) -> None:
         """Make `run()` drain what is left and return."""
         self._stop.set()
+
+    @asynccontextmanager
+    async def running(self, interval_s: float) -> AsyncIterator[None]:
+        """Run the drain in the background for the block, then stop it and drain the rest.
+
+        Stopped, not cancelled: a cancel landing inside a database round trip can be
+        swallowed on the way out of it, and `run()` would then sleep forever.
+        """
+        task = asyncio.create_task(self.run(interval_s))
+        try:
+            yield
+        finally:
+            self.stop()
+            await task
 
     async def _drain_safely(self, *, until_empty: bool = False) -> int:
         """Drain, logging (not raising) a server failure: the entries stay in the journal."""

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import signal
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -34,6 +33,7 @@ from labs.clients import http_client, redis_client, sql_engine
 from labs.clock import Clock, SystemClock
 from labs.imports import load_target
 from labs.keys import KeyBuilder
+from labs.tasks import on_stop_signals
 from scheduler.domain import DEFAULT_POLICIES, DeadJob, Job, PermanentJobError, RetryPolicy
 from scheduler.handlers import Handler, HandlerContext, HandlerFactory, builtin_handlers
 from scheduler.queue import Lease, RedisQueue
@@ -358,22 +358,17 @@ async def _run_until_signalled(
     worker: Worker, drain: JournalDrain | None, grace_s: float, *, burst: bool, interval_s: float
 ) -> None:
     """Run `worker` (and the journal `drain`); SIGTERM/SIGINT drain both; flush at the end."""
-    loop = asyncio.get_running_loop()
     draining: set[asyncio.Task[None]] = set()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(
-            signum, lambda: draining.add(asyncio.create_task(worker.drain(grace_s)))
-        )
-    flusher = asyncio.create_task(drain.run(interval_s)) if drain is not None else None
-    try:
-        await worker.run(burst=burst)
-        await asyncio.gather(*draining)
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        if drain is not None and flusher is not None:
-            drain.stop()
-            await flusher
+
+    def drain_worker() -> None:
+        draining.add(asyncio.create_task(worker.drain(grace_s)))
+
+    async with contextlib.AsyncExitStack() as stack:
+        if drain is not None:
+            await stack.enter_async_context(drain.running(interval_s))
+        with on_stop_signals(drain_worker):
+            await worker.run(burst=burst)
+            await asyncio.gather(*draining)
 
 
 def main(argv: list[str] | None = None) -> None:

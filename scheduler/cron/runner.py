@@ -22,8 +22,8 @@ SIGKILLed mid-call (the script ran whole or not at all: another runner fires the
 
 import argparse
 import asyncio
+import contextlib
 import logging
-import signal
 import uuid
 from collections.abc import Sequence
 
@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from labs.clients import redis_client, sql_engine
 from labs.clock import Clock, SystemClock
 from labs.keys import KeyBuilder
+from labs.tasks import on_stop_signals
 from scheduler.cron.schedule import Schedule, parse_spec
 from scheduler.queue import Fence, RedisQueue
 from scheduler.store import JournalDrain, ensure_schema
@@ -206,19 +207,12 @@ async def _run_until_signalled(
     runner: CronRunner, drain: JournalDrain | None, interval_s: float
 ) -> None:
     """Run `runner` (and the journal `drain`); SIGTERM/SIGINT stop both; drain at the end."""
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, runner.stop)
-    flusher = asyncio.create_task(drain.run(interval_s)) if drain is not None else None
     log.info("cron runner started: %s", ", ".join(each.name for each in runner.schedules))
-    try:
-        await runner.run()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        if drain is not None and flusher is not None:
-            drain.stop()
-            await flusher
+    async with contextlib.AsyncExitStack() as stack:
+        if drain is not None:
+            await stack.enter_async_context(drain.running(interval_s))
+        with on_stop_signals(runner.stop):
+            await runner.run()
     log.info("cron runner stopped")
 
 
