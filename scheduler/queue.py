@@ -163,6 +163,7 @@ class RedisQueue:
         self._policies = keys.tagged(name, "policies")
         self._inflight = keys.tagged(name, "inflight")
         self._parked_lanes = keys.tagged(name, "parked")
+        self._breaker_lanes = keys.tagged(name, "breakers")
         self._job_prefix = keys.tagged(name, "job") + ":"
         self._dedupe_prefix = keys.tagged(name, "dedupe") + ":"
         self._lane_prefix = keys.tagged(name, "lane") + ":"
@@ -284,6 +285,7 @@ class RedisQueue:
             self.journal_key,
             self._inflight,
             self._policies,
+            self._breaker_lanes,
         ]
         args: list[ScriptArg] = [
             lease.worker_id,
@@ -321,6 +323,7 @@ class RedisQueue:
             self.journal_key,
             self._inflight,
             self._policies,
+            self._breaker_lanes,
         ]
         args: list[ScriptArg] = [
             _now(now_ms),
@@ -418,10 +421,7 @@ class RedisQueue:
 
     async def breakers(self) -> list[Breaker]:
         """Return every lane's breaker that has seen a call, by lane."""
-        prefix = self._lane_key("breaker", "")
-        lanes = sorted(
-            {_text(key)[len(prefix) :] async for key in self._redis.scan_iter(match=prefix + "*")}
-        )
+        lanes = sorted(_text(lane) for lane in await self._redis.smembers(self._breaker_lanes))
         return [await self.breaker(lane) for lane in lanes]
 
     async def parked(self) -> dict[str, int]:

@@ -2,6 +2,7 @@
 -- lane's slot and count a success for the lane's circuit breaker.
 -- KEYS[1]: leases ZSET; KEYS[2]: the job's hash; KEYS[3]: journal stream
 -- KEYS[4]: in-flight hash (lane -> running); KEYS[5]: policies hash (type -> JSON)
+-- KEYS[6]: the set of lanes that have a breaker (so reading them needs no SCAN)
 -- ARGV[1]: worker id; ARGV[2]: fencing token (the attempts its claim returned)
 -- ARGV[3]: "1" to journal, "" not to; ARGV[4]: lane key prefix (.. 'breaker:' .. lane)
 -- ARGV[5]: now in ms, or "" to read Redis TIME
@@ -34,6 +35,7 @@ if not now then
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local key = ARGV[4] .. 'breaker:' .. lane
+redis.call('SADD', KEYS[6], lane)
 local b = redis.call('HMGET', key, 'state', 'since')
 if b[1] == 'half_open' then
     redis.call('HINCRBY', key, 'probes', -1)

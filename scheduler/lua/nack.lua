@@ -6,6 +6,7 @@
 -- KEYS[1]: leases ZSET; KEYS[2]: scheduled ZSET; KEYS[3]: ready ZSET
 -- KEYS[4]: sequence counter; KEYS[5]: the job's hash; KEYS[6]: journal stream
 -- KEYS[7]: in-flight hash (lane -> running); KEYS[8]: policies hash (type -> JSON)
+-- KEYS[9]: the set of lanes that have a breaker (so reading them needs no SCAN)
 -- ARGV[1]: now in ms, or "" to read Redis TIME
 -- ARGV[2]: worker id; ARGV[3]: fencing token; ARGV[4]: retry delay in ms
 -- ARGV[5]: the error, kept with the job; ARGV[6]: "1" to journal, "" not to
@@ -44,6 +45,7 @@ local raw = ARGV[9] == '1' and redis.call('HGET', KEYS[8], job_type)
 local breaker = raw and cjson.decode(raw).breaker
 if breaker then
     local bkey = ARGV[7] .. 'breaker:' .. lane
+    redis.call('SADD', KEYS[9], lane)
     local b = redis.call('HMGET', bkey, 'state', 'since')
     if b[1] == 'half_open' then
         redis.call('DEL', bkey)
