@@ -54,26 +54,28 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _header(columns: list[str]) -> list[str]:
+    """Return a table's header row and its rule: the first column left, the rest right."""
+    return [_row(columns), _row(["---"] + ["---:"] * (len(columns) - 1))]
+
+
 def _runs_table(results: dict[str, Any]) -> list[str]:
-    lines = [
-        _row(
-            [
-                "run",
-                "users",
-                "req/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "p99.9 ms",
-                "errors",
-                "429s",
-                "mismatches",
-                "CPU: service, Locust (cores); machine",
-                "service CPU ms/req",
-            ]
-        ),
-        _row(["---"] + ["---:"] * 11),
-    ]
+    lines = _header(
+        [
+            "run",
+            "users",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "errors",
+            "429s",
+            "mismatches",
+            "CPU: service, Locust (cores); machine",
+            "service CPU ms/req",
+        ]
+    )
     for label, run in results["runs"].items():
         latency = run["latency_ms"]
         name = label.replace("@half-peak", f" at half peak (paced to {_fmt(run['target_rps'], 0)})")
@@ -105,20 +107,17 @@ _INPROCESS_ROWS = (
 
 def _inprocess_table(decisions: dict[str, Any]) -> list[str]:
     concurrency = decisions["concurrency"]
-    lines = [
-        _row(
-            [
-                "in process (no HTTP)",
-                "p50 ms",
-                "p99 ms",
-                "calls/s, 1 in flight",
-                f"calls/s, {concurrency} in flight",
-                "server µs/call",
-                "x no-op p50",
-            ]
-        ),
-        _row(["---"] + ["---:"] * 6),
-    ]
+    lines = _header(
+        [
+            "in process (no HTTP)",
+            "p50 ms",
+            "p99 ms",
+            "calls/s, 1 in flight",
+            f"calls/s, {concurrency} in flight",
+            "server µs/call",
+            "x no-op p50",
+        ]
+    )
     noop_p50 = decisions["noop"]["sequential"]["rt_ms"]["p50"]
     for kind, name in _INPROCESS_ROWS:
         if kind not in decisions:
@@ -152,23 +151,20 @@ def _goals_table(goals: list[dict[str, Any]]) -> list[str]:
 
 def _scheduler_table(results: dict[str, Any]) -> list[str]:
     ratios = results["ratios"]
-    lines = [
-        _row(
-            [
-                "system",
-                "enqueue jobs/s",
-                "x fastest peer",
-                "process jobs/s",
-                "x fastest peer",
-                "idle pickup p50 / p99 ms",
-                "loaded pickup p50 / p99 ms",
-                "worker CPU ms/job",
-                "machine busy",
-                "jobs (dup.)",
-            ]
-        ),
-        _row(["---"] + ["---:"] * 9),
-    ]
+    lines = _header(
+        [
+            "system",
+            "enqueue jobs/s",
+            "x fastest peer",
+            "process jobs/s",
+            "x fastest peer",
+            "idle pickup p50 / p99 ms",
+            "loaded pickup p50 / p99 ms",
+            "worker CPU ms/job",
+            "machine busy",
+            "jobs (dup.)",
+        ]
+    )
     for name, run in results["systems"].items():
         idle, loaded = run["pickup_idle_ms"], run["pickup_loaded_ms"]
         lines.append(
