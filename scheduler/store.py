@@ -57,6 +57,10 @@ _SCHEMA_LOCK = 0x5C4ED
 """Advisory lock key: workers starting together must not race `CREATE TABLE IF NOT EXISTS`."""
 GROUP = "audit"
 """The journal's consumer group: every drainer of a queue reads through it."""
+STALE_MS = 10_000
+"""Entries another drainer read and has not acked for this long are taken over: it died,
+or is far slower than a batch takes. Taking over a live one's batch costs a second,
+idempotent write; waiting longer delays a dead one's audit rows by as much."""
 
 
 class AuditEvent(StrEnum):
@@ -247,7 +251,7 @@ class JournalDrain:
         consumer: str,
         clock: Clock,
         batch: int = 1_000,
-        stale_ms: int = 30_000,
+        stale_ms: int = STALE_MS,
     ) -> None:
         """Drain `journal_key` as `consumer`; take over entries idle `stale_ms` elsewhere."""
         if batch < 1:

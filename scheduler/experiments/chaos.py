@@ -287,17 +287,22 @@ class Producer:
 async def settle(
     queue: RedisQueue, workers: WorkerProcesses, timeout_s: float, progress: Callable[[str], None]
 ) -> bool:
-    """Wait until no job is scheduled, ready or leased; return False at the timeout."""
+    """Wait until no job is scheduled, ready or leased, and the journal is drained.
+
+    The journal is empty only once every transition is in PostgreSQL, entries a
+    SIGKILLed worker's drain had read included (a live drain takes them over after
+    `scheduler.store.STALE_MS`). Return False at the timeout.
+    """
     deadline = time.monotonic() + timeout_s
     reported = time.monotonic()
     while time.monotonic() < deadline:
         workers.check()
         counts = await queue.counts()
         live = counts.scheduled + counts.ready + counts.leased
-        if live == 0:
+        if live == 0 and counts.journal == 0:
             return True
         if time.monotonic() - reported > PROGRESS_EVERY_S:
-            progress(f"waiting for {live:,} jobs to finish")
+            progress(f"waiting for {live:,} jobs to finish, {counts.journal:,} journal entries")
             reported = time.monotonic()
         await asyncio.sleep(SETTLE_POLL_S)
     return False
