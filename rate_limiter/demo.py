@@ -25,7 +25,11 @@ HOUR_MS = 3_600_000
 
 
 async def _race(client: httpx.AsyncClient, rule: str) -> tuple[Counter[int], httpx.Response]:
-    """Send REQUESTS checks for one key, IN_FLIGHT at a time; return status counts and a denial."""
+    """Send REQUESTS checks for one key, IN_FLIGHT at a time; return status counts and a denial.
+
+    A request that gets no decision (a 5xx or a transport error) fails the demo by name:
+    exactness cannot be judged on requests that were not decided.
+    """
     body = {"rule": rule, "key": "shared-key"}
     gate = asyncio.Semaphore(IN_FLIGHT)
 
@@ -33,13 +37,23 @@ async def _race(client: httpx.AsyncClient, rule: str) -> tuple[Counter[int], htt
         async with gate:
             return await client.post("/v1/check", json=body)
 
-    answers = await asyncio.gather(*(one() for _ in range(REQUESTS)))
+    answers = await asyncio.gather(*(one() for _ in range(REQUESTS)), return_exceptions=True)
+    undecided = Counter(
+        type(answer).__name__ if isinstance(answer, BaseException) else str(answer.status_code)
+        for answer in answers
+        if isinstance(answer, BaseException)
+        or answer.status_code not in {httpx.codes.OK, httpx.codes.TOO_MANY_REQUESTS}
+    )
+    if undecided:
+        raise DemoFailedError(f"{rule}: requests got no decision: {dict(undecided)}")
+    responses = [answer for answer in answers if isinstance(answer, httpx.Response)]
     denied = next(
-        (answer for answer in answers if answer.status_code == httpx.codes.TOO_MANY_REQUESTS), None
+        (answer for answer in responses if answer.status_code == httpx.codes.TOO_MANY_REQUESTS),
+        None,
     )
     if denied is None:
         raise DemoFailedError(f"{rule}: no request of {REQUESTS} was denied")
-    return Counter(answer.status_code for answer in answers), denied
+    return Counter(answer.status_code for answer in responses), denied
 
 
 async def run(context: DemoContext) -> DemoOutcome:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from labs.servers.process import free_port
 
 _START_TIMEOUT_S = 30.0
+KEEP_ALIVE_S = 75
 
 
 @contextmanager
@@ -23,7 +24,15 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
     """Run `app` under uvicorn until the block ends; yield its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        # Longer than any pause between a client's requests here: uvicorn's 5 s default
+        # lets the server close an idle pooled connection just as the client reuses it.
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
