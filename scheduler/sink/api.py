@@ -4,7 +4,8 @@
   key's tally, or 503 problem+json naming the injected fault. Recorded before the
   answer: a 2xx means the delivery is in the ledger.
 - `GET /v1/received`: the ledger's totals; `DELETE /v1/received` (admin): reset them.
-- `GET /v1/faults`: the fault plan in force; `PUT /v1/faults` (admin): replace it.
+- `GET /v1/faults`: the fault plan in force; `PUT /v1/faults` (admin): replace it
+  (`labs.faults`; the sink applies the plan itself, so refused deliveries are recorded).
 Missing key, bad hook name or invalid plan: 422; missing or wrong admin token: 401.
 """
 
@@ -15,8 +16,8 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 from prometheus_client import Counter
 from pydantic import BaseModel
 
+from labs.faults import FaultInjector
 from labs.web import AdminDep, ProblemError
-from scheduler.sink.faults import FaultInjector, Faults
 from scheduler.sink.ledger import Ledger, Received
 
 router = APIRouter(tags=["webhook sink"])
@@ -96,20 +97,3 @@ async def reset_received(sink: SinkDep, _: AdminDep) -> Response:
     """Forget every delivery."""
     await sink.ledger.reset()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get("/v1/faults", summary="The fault plan in force")
-async def read_faults(sink: SinkDep) -> Faults:
-    """Latency, error rate, outage and hang, as last set."""
-    return sink.faults.plan
-
-
-@router.put(
-    "/v1/faults",
-    summary="Replace the fault plan",
-    responses={401: {"description": "Admin token required"}},
-)
-async def change_faults(plan: Faults, sink: SinkDep, _: AdminDep) -> Faults:
-    """Put `plan` in force (fields left out are off); held deliveries go if the hang ends."""
-    sink.faults.change(plan)
-    return plan

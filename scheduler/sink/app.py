@@ -14,11 +14,11 @@ from pydantic_settings import SettingsConfigDict
 
 from labs.clients import redis_client
 from labs.clock import Clock, SystemClock
+from labs.faults import FaultInjector, install_faults
 from labs.keys import KeyBuilder
 from labs.settings import ServerUrls, ServiceSettings
 from labs.web import create_service_app, register_health_check
 from scheduler.sink.api import Sink, router
-from scheduler.sink.faults import FaultInjector
 from scheduler.sink.ledger import Ledger
 
 
@@ -44,7 +44,6 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_client((urls or ServerUrls.discover()).require("redis_url"))
-        faults = FaultInjector(clock, settings.seed)
         held.set_function(lambda: faults.held)
         app.state.sink = Sink(
             faults=faults,
@@ -57,6 +56,8 @@ def create_app(
         await redis.aclose()
 
     app = create_service_app("webhook-sink", settings, lifespan=lifespan, routers=[router])
+    faults = FaultInjector(clock, settings.seed)
+    install_faults(app, faults)
     registry = app.state.metrics_registry
     deliveries = Counter(
         "webhook_sink_deliveries", "Deliveries by status answered", ["status"], registry=registry

@@ -112,16 +112,21 @@ def test_the_ledger_survives_a_restart_and_resets_on_delete(
 
 def test_faults_are_read_back_as_set_and_fields_left_out_are_off(sink: httpx.Client) -> None:
     """PUT replaces the whole plan: a field it leaves out is switched off."""
+    off = {"drop_response_rate": 0.0, "crash_points": {}, "seed": None}
     plan = {"latency_ms": 5, "error_rate": 0.25, "outage": False, "hang": False}
-    assert sink.put("/v1/faults", json=plan, headers=ADMIN).json() == plan
-    assert sink.get("/v1/faults").json() == plan
+    assert sink.put("/v1/faults", json=plan, headers=ADMIN).json() == plan | off
+    assert sink.get("/v1/faults").json() == plan | off
     sink.put("/v1/faults", json={"error_rate": 0.5}, headers=ADMIN)
-    assert sink.get("/v1/faults").json() == {
-        "latency_ms": 0,
-        "error_rate": 0.5,
-        "outage": False,
-        "hang": False,
-    }
+    assert (
+        sink.get("/v1/faults").json()
+        == {
+            "latency_ms": 0,
+            "error_rate": 0.5,
+            "outage": False,
+            "hang": False,
+        }
+        | off
+    )
 
 
 @pytest.mark.parametrize(("method", "path"), [("PUT", "/v1/faults"), ("DELETE", "/v1/received")])

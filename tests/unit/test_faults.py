@@ -1,4 +1,4 @@
-"""The webhook sink's fault injector: outage, seeded error rate, latency and hang."""
+"""The lab's fault injector: outage, seeded error rate, latency, hang, dropped answers, crashes."""
 
 import asyncio
 import random
@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from labs.clock import ManualClock
+from labs.faults import Fault, FaultInjector, Faults, UnknownCrashPointError
 from labs.testing.waiting import until
-from scheduler.sink.faults import Fault, FaultInjector, Faults
 
 SEED = 7
 
@@ -83,3 +83,57 @@ def test_an_impossible_plan_is_refused(plan: dict[str, object]) -> None:
     """Rates outside 0..1, negative latency, non-booleans and unknown faults are invalid."""
     with pytest.raises(ValidationError):
         Faults.model_validate(plan)
+
+
+def test_dropped_answers_follow_the_seed() -> None:
+    """About the drop rate of requests lose their answer, the same ones after each change."""
+    injector = FaultInjector(ManualClock(), SEED)
+    injector.change(Faults(drop_response_rate=0.25))
+    first = [injector.drops_response() for _ in range(400)]
+    injector.change(Faults(drop_response_rate=0.25))
+    assert [injector.drops_response() for _ in range(400)] == first
+    assert 70 < sum(first) < 130
+    injector.change(Faults())
+    assert not any(injector.drops_response() for _ in range(100))
+
+
+def test_a_plan_seed_replaces_the_service_seed() -> None:
+    """Two injectors with different seeds draw alike under a plan that names its own seed."""
+    plans = [FaultInjector(ManualClock(), seed) for seed in (1, 2)]
+    for injector in plans:
+        injector.change(Faults(drop_response_rate=0.5, seed=99))
+    draws = [[injector.drops_response() for _ in range(64)] for injector in plans]
+    assert draws[0] == draws[1]
+
+
+def test_a_crash_point_kills_when_drawn_and_only_there() -> None:
+    """An armed point kills the process; other points and an unarmed plan never do."""
+    kills: list[str] = []
+    injector = FaultInjector(
+        ManualClock(), SEED, crash_points={"before", "after"}, kill=lambda: kills.append("x")
+    )
+    injector.reach("before")
+    injector.change(Faults(crash_points={"after": 1.0}))
+    injector.reach("before")
+    assert kills == []
+    injector.reach("after")
+    assert kills == ["x"]
+
+
+def test_a_crash_point_fires_at_its_rate() -> None:
+    """A point armed at 0.1 kills on about a tenth of the passes, as the seed says."""
+    kills: list[int] = []
+    injector = FaultInjector(ManualClock(), SEED, crash_points={"p"}, kill=lambda: kills.append(1))
+    injector.change(Faults(crash_points={"p": 0.1}))
+    for _ in range(1_000):
+        injector.reach("p")
+    assert 60 < len(kills) < 140
+
+
+def test_unknown_crash_points_are_refused() -> None:
+    """A plan or a call naming a point the service lacks is an error, not a silent no-op."""
+    injector = FaultInjector(ManualClock(), SEED, crash_points={"p"})
+    with pytest.raises(UnknownCrashPointError, match="has p"):
+        injector.change(Faults(crash_points={"q": 1.0}))
+    with pytest.raises(UnknownCrashPointError):
+        injector.reach("q")
