@@ -11,7 +11,9 @@ measures how long a killed worker's jobs took to run again. The full experiment,
 """
 
 from labs.demos import DemoContext, DemoOutcome
-from scheduler.experiments.chaos import Plan, execute, summarize
+from scheduler.experiments.chaos import execute
+from scheduler.experiments.chaos_plan import Plan
+from scheduler.experiments.chaos_report import summarize
 
 DEMO = Plan(
     "demo",

@@ -19,11 +19,9 @@ DLQ rows are sampled. Finally the workers drain, and the checker
 (`scheduler.experiments.checker`) judges the evidence; every check, passed or failed,
 goes into `chaos.json`, and the plot into `chaos.png`.
 
-Known gaps (reported, not hidden): the audit trail is written behind in batches, so a
-SIGKILLed worker loses the events it had not flushed; those jobs ran (the ledger says
-so) but PostgreSQL never learns how they ended, and the checker counts them as lost.
-And a heartbeat that races a job's ack or nack cancels the worker's recording of the
-outcome (README, "What it found").
+The plan and the job mix are in `chaos_plan`, the summary, results file and plot in
+`chaos_report`. What the first runs found (audit records lost on SIGKILL, a heartbeat
+racing an ack) and how it was fixed is in the README, "What it found, and what changed".
 """
 
 import asyncio
@@ -33,9 +31,7 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
@@ -43,21 +39,34 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from labs.clients import redis_client, sql_engine
-from labs.experiments import ExperimentContext, Size
+from labs.experiments import ExperimentContext
 from labs.keys import KeyBuilder
 from labs.paths import state_dir
-from labs.results import machine, save_results
+from labs.results import save_results
 from labs.tasks import background
 from scheduler.domain import DEFAULT_MAX_ATTEMPTS
 from scheduler.experiments import ledger
+from scheduler.experiments.chaos_plan import (
+    DLQ_PAYLOAD_BYTES,
+    NAME,
+    PLANS,
+    QUEUE,
+    RETRY_BASE_MS,
+    RETRY_CAP_MS,
+    JobSpec,
+    Plan,
+    Report,
+    Restart,
+    Timeline,
+    dlq_specs,
+    job_specs,
+    record,
+)
+from scheduler.experiments.chaos_report import payload, plot, summarize
 from scheduler.experiments.checker import (
-    Check,
     Evidence,
-    Execution,
     FinalState,
-    Kill,
     MemorySample,
-    Spread,
     check_memory_bounded,
     check_run,
     redelivery_times,
@@ -72,15 +81,6 @@ from scheduler.experiments.workers import (
 from scheduler.queue import RedisQueue
 from scheduler.store import dead_table, ensure_schema, jobs_table
 
-NAME = "chaos"
-QUEUE = "chaos"
-MIX = {"noop": 0.60, "sleep": 0.30, "flaky": 0.07, "fail": 0.03}
-"""Share of each job type in the chaos phase."""
-SLEEP_MS = (50, 500)
-FLAKY_P = 0.3
-RETRY_BASE_MS = 20
-RETRY_CAP_MS = 200
-DLQ_PAYLOAD_BYTES = 4_096
 ENQUEUE_CONCURRENCY = 64
 TICK_S = 0.05
 """The producer's pace: it enqueues what is due every tick."""
@@ -100,133 +100,6 @@ LAST_AUDIT_EVENTS = text(
 """Each job's last audit event by event time: flushes from several workers interleave rows."""
 START_TIMEOUT_S = 60.0
 """How long a new worker may take to connect (or the first ones to run a job)."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The size of a run."""
-
-    name: str
-    jobs: int
-    produce_s: float
-    workers: int
-    concurrency: int
-    kills: int
-    dlq_jobs: int
-    dlq_produce_s: float
-    lease_ms: int = 2_000
-    grace_s: float = 5.0
-    settle_timeout_s: float = 120.0
-
-    def describe(self) -> str:
-        """Return the plan in a few words, for captions and summaries."""
-        dlq = f"; DLQ phase {self.dlq_jobs:,} always-failing jobs" if self.dlq_jobs else ""
-        return (
-            f"{self.jobs:,} jobs over {self.produce_s:g} s or more, {self.workers} workers x "
-            f"{self.concurrency}, {self.kills} SIGKILLs + a rolling restart, lease "
-            f"{self.lease_ms} ms{dlq}"
-        )
-
-
-PLANS = {
-    Size.QUICK: Plan(
-        "quick",
-        jobs=4_000,
-        produce_s=20,
-        workers=3,
-        concurrency=16,
-        kills=3,
-        dlq_jobs=1_000,
-        dlq_produce_s=10,
-    ),
-    Size.FULL: Plan(
-        "full",
-        jobs=100_000,
-        produce_s=300,
-        workers=4,
-        concurrency=16,
-        kills=10,
-        dlq_jobs=5_000,
-        dlq_produce_s=40,
-        settle_timeout_s=600,
-    ),
-}
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A job to enqueue."""
-
-    id: str
-    type: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Restart:
-    """One step of the rolling restart: the old worker drained in `drain_s`."""
-
-    at: float
-    stopped: str
-    started: str
-    drain_s: float
-
-
-@dataclass
-class Timeline:
-    """What happened when, recorded as the run goes."""
-
-    executions: list[Execution] = field(default_factory=list)
-    working: set[int] = field(default_factory=set)
-    """Process ids of the workers that have run a job (started up and serving)."""
-    kills: list[Kill] = field(default_factory=list)
-    restarts: list[Restart] = field(default_factory=list)
-    chaos_memory: list[MemorySample] = field(default_factory=list)
-    dlq_memory: list[MemorySample] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Report:
-    """The outcome of a run: the checks, the redelivery times and the timeline."""
-
-    plan: Plan
-    started_at: float
-    checks: list[Check]
-    redelivery: Spread
-    redelivery_times: list[float]
-    timeline: Timeline
-    seconds: float
-
-    @property
-    def passed(self) -> bool:
-        """Return whether every check passed."""
-        return all(check.passed for check in self.checks)
-
-
-def record(timeline: Timeline, executions: Sequence[Execution]) -> None:
-    """Add drained ledger entries to the timeline."""
-    timeline.executions += executions
-    timeline.working |= {each.pid for each in executions}
-
-
-def job_specs(plan: Plan, run_id: str, ledger_key: str, rng: random.Random) -> list[JobSpec]:
-    """Return the chaos phase's jobs, types drawn by `MIX`."""
-    types = rng.choices(list(MIX), weights=list(MIX.values()), k=plan.jobs)
-    specs = []
-    for index, job_type in enumerate(types):
-        payload: dict[str, Any] = {ledger.LEDGER: ledger_key}
-        if job_type == "sleep":
-            payload["ms"] = rng.randint(*SLEEP_MS)
-        elif job_type == "flaky":
-            payload["p"] = FLAKY_P
-        specs.append(JobSpec(f"{run_id}-{index:07d}", job_type, payload))
-    return specs
-
-
-def dlq_specs(plan: Plan, run_id: str, ledger_key: str) -> list[JobSpec]:
-    """Return the DLQ phase's jobs: all fail for good, each with a padded payload."""
-    payload = {ledger.LEDGER: ledger_key, "pad": "x" * DLQ_PAYLOAD_BYTES}
-    return [JobSpec(f"{run_id}-dlq-{index:06d}", "fail", payload) for index in range(plan.dlq_jobs)]
 
 
 class Producer:
@@ -572,165 +445,6 @@ async def _run_phases(
     finally:
         draining.cancel()
         await run.workers.stop_all()
-
-
-def summarize(report: Report) -> str:
-    """One line: the verdict and the figures a reader checks the claims against."""
-    by_name = {check.name: check for check in report.checks}
-    terminal = by_name["every job succeeded or dead"].details
-    duplicates = by_name["duplicates only from kills"].details
-    memory = by_name.get("Redis memory flat while the DLQ grows")
-    p99 = report.redelivery.p99_s
-    failed = [check.name for check in report.checks if not check.passed]
-    verdict = "PASSED" if not failed else f"FAILED ({'; '.join(failed)})"
-    plan = report.plan
-    lost = terminal["lost"]
-    return (
-        f"{verdict}: {terminal['jobs']:,} jobs, {len(report.timeline.kills)} SIGKILLs and a "
-        f"rolling restart of {plan.workers} workers: {terminal['succeeded']:,} succeeded, "
-        f"{terminal['dead']:,} dead, {lost} lost"
-        + (f" ({terminal['lost_on_killed_worker']} last ran on a killed worker)" if lost else "")
-        + f", {terminal['stuck']} stuck; {duplicates['duplicates']} duplicates <= "
-        f"{duplicates['in_flight_at_kills']} in flight at the kills; redelivery p99 "
-        + ("n/a" if p99 is None else f"{p99:.2f} s")
-        + f" (lease {plan.lease_ms / 1000:g} s)"
-        + ("" if memory is None else f"; {memory.figure}")
-    )
-
-
-def _series(samples: Sequence[MemorySample], since: float) -> list[dict[str, Any]]:
-    return [
-        {
-            "t_s": round(each.at - since, 2),
-            "used_memory": each.used_memory,
-            "dlq_rows": each.dead_rows,
-        }
-        for each in samples
-    ]
-
-
-def payload(report: Report) -> dict[str, Any]:
-    """Return the results file's content."""
-    since = report.started_at
-    timeline = report.timeline
-    return {
-        "claim": (
-            "at-least-once delivery, no job lost to SIGKILLs or a rolling restart, at most "
-            f"{DEFAULT_MAX_ATTEMPTS} attempts then a PostgreSQL DLQ, Redis memory flat while "
-            "the DLQ grows"
-        ),
-        "plan": asdict(report.plan),
-        "mix": MIX,
-        "retry": {"base_ms": RETRY_BASE_MS, "cap_ms": RETRY_CAP_MS},
-        "passed": report.passed,
-        "summary": summarize(report),
-        "checks": [asdict(check) for check in report.checks],
-        "redelivery": asdict(report.redelivery),
-        "redelivery_times_s": sorted(round(each, 3) for each in report.redelivery_times),
-        "executions": len(timeline.executions),
-        "kills": [
-            {
-                "t_s": round(kill.at - since, 2),
-                "worker": kill.worker,
-                "in_flight": len(kill.in_flight),
-            }
-            for kill in timeline.kills
-        ],
-        "rolling_restart": [
-            asdict(restart) | {"at": round(restart.at - since, 2)} for restart in timeline.restarts
-        ],
-        "memory": {
-            "chaos_phase": _series(timeline.chaos_memory, since),
-            "dlq_phase": _series(timeline.dlq_memory, since),
-        },
-        "seconds": round(report.seconds, 1),
-    }
-
-
-def plot(report: Report, path: Path) -> None:
-    """Draw the redelivery times, and Redis memory against the DLQ in both phases."""
-    import matplotlib as mpl  # noqa: PLC0415 - only the experiment plots; workers never import it
-
-    mpl.use("Agg")
-    from matplotlib.figure import Figure  # noqa: PLC0415
-
-    figure = Figure(figsize=(13, 4.6))
-    redelivery, chaos_axes, dlq_axes = figure.subplots(1, 3)
-    _plot_redelivery(redelivery, report)
-    _plot_memory(chaos_axes, report.timeline.chaos_memory, report, "Chaos phase")
-    for kill in report.timeline.kills:
-        chaos_axes.axvline(kill.at - report.started_at, color="tab:red", linewidth=0.8, alpha=0.6)
-    for restart in report.timeline.restarts:
-        chaos_axes.axvline(
-            restart.at - report.started_at, color="tab:green", linewidth=0.8, alpha=0.6
-        )
-    _plot_memory(
-        dlq_axes, report.timeline.dlq_memory, report, "DLQ phase: a downstream down for good"
-    )
-    _plot_if_kept(dlq_axes, report.timeline.dlq_memory, report.started_at)
-    info = machine()
-    verdict = (
-        "all checks passed"
-        if report.passed
-        else "FAILED checks: "
-        + "; ".join(check.name for check in report.checks if not check.passed)
-    )
-    caption = (
-        f"{report.plan.name} run: {report.plan.describe()}; {verdict}. Red lines: SIGKILLs, "
-        f"green: rolling restart. Machine: {info['cpu']}, {info['cores']} cores, {info['os']}"
-    )
-    figure.text(0.01, 0.01, caption, fontsize=7, color="gray", wrap=True)
-    figure.tight_layout(rect=(0, 0.06, 1, 1))
-    figure.savefig(path, dpi=120)
-
-
-def _plot_redelivery(axes: Any, report: Report) -> None:
-    times = report.redelivery_times
-    axes.hist(times, bins=30, color="tab:blue")
-    axes.axvline(report.plan.lease_ms / 1000, color="black", linestyle="--", label="lease")
-    if report.redelivery.p99_s is not None:
-        axes.axvline(
-            report.redelivery.p99_s, color="tab:red", label=f"p99 {report.redelivery.p99_s:.2f} s"
-        )
-    axes.set(
-        xlabel="seconds from the kill to the next start",
-        ylabel="jobs in flight at a kill",
-        title=f"Redelivery after SIGKILL ({len(times)} jobs)",
-    )
-    axes.legend(fontsize=8)
-
-
-def _plot_if_kept(axes: Any, samples: Sequence[MemorySample], since: float) -> None:
-    """Draw what `used_memory` would be if Redis kept each dead job's payload."""
-    if not samples:
-        return
-    first = samples[0]
-    kept = [
-        (first.used_memory + (each.dead_rows - first.dead_rows) * DLQ_PAYLOAD_BYTES) / 2**20
-        for each in samples
-    ]
-    axes.plot(
-        [each.at - since for each in samples],
-        kept,
-        color="tab:blue",
-        linestyle=":",
-        label="if Redis kept the dead jobs' payloads",
-    )
-    axes.set_ylim(0, max(kept) * 1.05)
-    axes.legend(fontsize=7, loc="upper left")
-
-
-def _plot_memory(axes: Any, samples: Sequence[MemorySample], report: Report, title: str) -> None:
-    seconds = [each.at - report.started_at for each in samples]
-    used = [each.used_memory / 2**20 for each in samples]
-    axes.plot(seconds, used, color="tab:blue", label="Redis used_memory")
-    axes.set(xlabel="seconds into the run", title=title)
-    axes.set_ylabel("Redis used_memory (MiB)", color="tab:blue")
-    axes.set_ylim(bottom=0)
-    rows = axes.twinx()
-    rows.plot(seconds, [each.dead_rows for each in samples], color="tab:orange")
-    rows.set_ylabel("rows in the PostgreSQL DLQ", color="tab:orange")
-    rows.set_ylim(bottom=0)
 
 
 async def run_plan(context: ExperimentContext, plan: Plan) -> str:

@@ -13,7 +13,8 @@ import pytest
 
 from labs.experiments import ExperimentContext, Size
 from labs.settings import ServerUrls
-from scheduler.experiments.chaos import NAME, Plan, run_plan
+from scheduler.experiments.chaos import run_plan
+from scheduler.experiments.chaos_plan import NAME, Plan
 
 TINY = Plan(
     "tiny",
