@@ -374,16 +374,16 @@ class RedisQueue:
 
     async def counts(self) -> Counts:
         """Return how many jobs are scheduled, ready, leased and parked; the journal backlog."""
-        scheduled = await self._redis.zcard(self._scheduled)
-        ready = await self._redis.zcard(self._ready)
-        leased = await self._redis.zcard(self._leases)
-        parked = sum((await self.parked()).values())
-        journal = await self._redis.xlen(self.journal_key)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sorted_set in (self._scheduled, self._ready, self._leases):
+                _ = pipe.zcard(sorted_set)
+            _ = pipe.xlen(self.journal_key)
+            scheduled, ready, leased, journal = await pipe.execute()
         return Counts(
             scheduled=int(scheduled),
             ready=int(ready),
             leased=int(leased),
-            parked=parked,
+            parked=sum((await self.parked()).values()),
             journal=int(journal),
         )
 
@@ -427,7 +427,10 @@ class RedisQueue:
     async def parked(self) -> dict[str, int]:
         """Return how many jobs each lane holds back now (open breaker, cap or rate)."""
         lanes = [_text(lane) for lane in await self._redis.smembers(self._parked_lanes)]
-        sizes = [await self._redis.zcard(self._lane_key("parked", lane)) for lane in lanes]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for lane in lanes:
+                _ = pipe.zcard(self._lane_key("parked", lane))
+            sizes = await pipe.execute()
         return {lane: int(size) for lane, size in zip(lanes, sizes, strict=True) if size}
 
     async def in_flight(self) -> dict[str, int]:
