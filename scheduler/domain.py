@@ -79,6 +79,30 @@ def is_exhausted(attempts: int, max_attempts: int) -> bool:
     return attempts >= max_attempts
 
 
+class RetryLaterError(Exception):
+    """A failure the downstream says when to retry (`Retry-After`): not before `after_ms`.
+
+    The worker waits the longer of its own backoff and `after_ms`, bounded by
+    `MAX_RETRY_AFTER_MS`, so a downstream asking for a pause gets it, but a bogus
+    header cannot park a job for a day.
+    """
+
+    def __init__(self, message: str, *, after_ms: int | None) -> None:
+        """Describe the failure; `after_ms` is the downstream's wait, if it gave one."""
+        super().__init__(message)
+        self.after_ms = after_ms
+
+
+MAX_RETRY_AFTER_MS = 3_600_000
+
+
+def retry_delay_ms(backoff_ms: int, error: BaseException) -> int:
+    """Return when to retry after `error`: the backoff, or longer if the downstream asked."""
+    if isinstance(error, RetryLaterError) and error.after_ms is not None:
+        return max(backoff_ms, min(error.after_ms, MAX_RETRY_AFTER_MS))
+    return backoff_ms
+
+
 class PermanentJobError(Exception):
     """A failure that retrying cannot fix: the job should go to the dead-letter queue now.
 

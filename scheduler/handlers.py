@@ -17,6 +17,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ from pydantic import (
 from redis.asyncio import Redis, RedisCluster
 
 from labs.clock import Clock
-from scheduler.domain import Job, PermanentJobError
+from scheduler.domain import Job, PermanentJobError, RetryLaterError
 
 Handler = Callable[[Job], Awaitable[None]]
 
@@ -119,16 +120,19 @@ class WebhookPayload(BaseModel):
         return headers
 
 
-class WebhookError(Exception):
+class WebhookError(RetryLaterError):
     """A delivery that failed: a non-2xx answer (`status`), a timeout or a connection error.
 
     The message is what a dead-letter reader needs: `POST <url>: 503 after 12 ms`. The
-    URL is shown without its query string and credentials, which may carry secrets.
+    URL is shown without its query string and credentials, which may carry secrets. A
+    429 or 5xx that carried `Retry-After` sets `after_ms`: the worker retries no sooner.
     """
 
-    def __init__(self, url: str, problem: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, url: str, problem: str, *, status: int | None = None, after_ms: int | None = None
+    ) -> None:
         """Describe a failed POST to `url` (already stripped of secrets)."""
-        super().__init__(f"POST {url}: {problem}")
+        super().__init__(f"POST {url}: {problem}", after_ms=after_ms)
         self.url = url
         self.status = status
 
@@ -172,8 +176,9 @@ async def post_webhook(
     Success is any 2xx. The timeout bounds the whole call, connecting included, in real
     time (it guards a real network call); elapsed times in messages come from `clock`.
     Raises `WebhookError` on a 5xx, 408, 425 or 429, a timeout or a connection error
-    (the worker retries it), and `WebhookRejectedError`, a `PermanentJobError`, on any
-    other answer (the job should go straight to the dead-letter queue). The receiver
+    (the worker retries it, no sooner than a `Retry-After` the answer carried), and
+    `WebhookRejectedError`, a `PermanentJobError`, on any other answer (the job should
+    go straight to the dead-letter queue). The receiver
     must dedupe on the idempotency key: a timeout after it accepted a request, or a
     worker killed before its ack, makes the worker deliver the same job again.
     """
@@ -198,8 +203,30 @@ async def post_webhook(
     if response.is_success:
         return
     status = response.status_code
-    error = WebhookError if is_retryable(status) else WebhookRejectedError
-    raise error(shown, f"{status} after {_elapsed_ms(clock, started)} ms", status=status)
+    problem = f"{status} after {_elapsed_ms(clock, started)} ms"
+    if not is_retryable(status):
+        raise WebhookRejectedError(shown, problem, status=status)
+    after_ms = retry_after_ms(response.headers.get("Retry-After"), clock.time())
+    raise WebhookError(shown, problem, status=status, after_ms=after_ms)
+
+
+def retry_after_ms(value: str | None, now_s: float) -> int | None:
+    """Return a `Retry-After` header's wait in ms (delta-seconds or an HTTP date), or None.
+
+    A date in the past means now (0); a value that is neither form is ignored.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value) * 1000
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0, round((when.timestamp() - now_s) * 1000))
 
 
 def _elapsed_ms(clock: Clock, started: float) -> int:

@@ -34,7 +34,14 @@ from labs.clock import Clock, SystemClock
 from labs.imports import load_target
 from labs.keys import KeyBuilder
 from labs.tasks import on_stop_signals
-from scheduler.domain import DEFAULT_POLICIES, DeadJob, Job, PermanentJobError, RetryPolicy
+from scheduler.domain import (
+    DEFAULT_POLICIES,
+    DeadJob,
+    Job,
+    PermanentJobError,
+    RetryPolicy,
+    retry_delay_ms,
+)
 from scheduler.handlers import Handler, HandlerContext, HandlerFactory, builtin_handlers
 from scheduler.queue import Lease, RedisQueue
 from scheduler.store import JournalDrain, ensure_schema
@@ -248,7 +255,7 @@ class Worker:
         permanent = isinstance(error, PermanentJobError)
         result = await self._queue.nack(
             lease,
-            self._retry.delay_ms(lease.job.attempts, self._rng),
+            retry_delay_ms(self._retry.delay_ms(lease.job.attempts, self._rng), error),
             repr(error),
             permanent=permanent,
             trips_breaker=not permanent and not isinstance(error, UnknownJobTypeError),

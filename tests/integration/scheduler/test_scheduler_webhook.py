@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from fastapi import FastAPI, Response
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
@@ -243,6 +244,22 @@ async def test_a_4xx_is_a_permanent_rejection(
         await webhook_handler(http, redis)(job(sink.url + path))
     assert raised.value.status == status
     assert str(raised.value) == f"POST {sink.url}{path}: {status} after 0 ms"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_throttling_answer_carries_its_retry_after_to_the_worker(
+    http: httpx.AsyncClient, redis: Redis, status: int
+) -> None:
+    """A 429 or 503 with `Retry-After: 30` fails the attempt asking for 30 s (worker waits)."""
+    throttling = FastAPI()
+
+    @throttling.post("/hooks/a")
+    async def refuse() -> Response:
+        return Response(status_code=status, headers={"Retry-After": "30"})
+
+    with serve_in_thread(throttling) as url, pytest.raises(WebhookError) as raised:
+        await webhook_handler(http, redis)(job(f"{url}/hooks/a"))
+    assert (raised.value.status, raised.value.after_ms) == (status, 30_000)
 
 
 async def test_the_query_string_never_reaches_the_error_message(

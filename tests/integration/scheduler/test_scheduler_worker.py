@@ -11,7 +11,15 @@ from redis.asyncio import Redis
 from labs.clock import ManualClock
 from labs.keys import KeyBuilder
 from labs.testing.waiting import until
-from scheduler.domain import BreakerPolicy, BreakerState, DeadJob, Job, LanePolicy, RetryPolicy
+from scheduler.domain import (
+    BreakerPolicy,
+    BreakerState,
+    DeadJob,
+    Job,
+    LanePolicy,
+    RetryLaterError,
+    RetryPolicy,
+)
 from scheduler.handlers import HandlerContext, builtin_handlers
 from scheduler.queue import Lease, RedisQueue
 from scheduler.worker import Worker
@@ -230,3 +238,25 @@ async def test_an_idle_worker_is_woken_by_an_enqueue_not_by_its_poll(
     await until(lambda: worker.processed == 1, "the job, woken by its enqueue")
     await worker.drain(grace_s=0)
     await asyncio.wait_for(running, 10)
+
+
+async def test_a_downstream_retry_after_delays_the_retry_past_the_backoff(
+    redis: Redis, keys: KeyBuilder
+) -> None:
+    """A handler failing with `Retry-After: 120` is retried no sooner, whatever the backoff."""
+    q = RedisQueue(redis, keys)
+
+    async def throttled(job: Job) -> None:
+        raise RetryLaterError(f"429 for {job.id}", after_ms=120_000)
+
+    job = await q.enqueue("throttled")
+    before_ms = int(time.time() * 1000)
+    worker = Worker(
+        q, {"throttled": throttled}, clock=ManualClock(), rng=random.Random(1), retry=NO_BACKOFF
+    )
+    await asyncio.wait_for(worker.run(burst=True), 10)
+    state = await q.peek(job.id)
+    assert state is not None
+    assert state["attempts"] == "1"
+    assert (await q.counts()).scheduled == 1
+    assert int(state["run_at"]) >= before_ms + 120_000

@@ -4,7 +4,14 @@ import random
 
 import pytest
 
-from scheduler.domain import Job, RetryPolicy, is_exhausted
+from scheduler.domain import (
+    MAX_RETRY_AFTER_MS,
+    Job,
+    RetryLaterError,
+    RetryPolicy,
+    is_exhausted,
+    retry_delay_ms,
+)
 
 
 def test_ceiling_doubles_from_base_until_the_cap() -> None:
@@ -70,3 +77,12 @@ def test_invalid_jobs_are_refused(changes: dict[str, int | str]) -> None:
     fields |= changes
     with pytest.raises(ValueError, match=r"priority|attempts|type"):
         Job(**fields)  # type: ignore[arg-type]
+
+
+def test_a_retry_waits_the_longer_of_the_backoff_and_the_downstreams_ask() -> None:
+    """Retry-After lengthens a short backoff, never shortens a long one, and is bounded."""
+    assert retry_delay_ms(500, RetryLaterError("429", after_ms=30_000)) == 30_000
+    assert retry_delay_ms(45_000, RetryLaterError("429", after_ms=30_000)) == 45_000
+    assert retry_delay_ms(500, RetryLaterError("503", after_ms=None)) == 500
+    assert retry_delay_ms(500, RetryLaterError("429", after_ms=10**9)) == MAX_RETRY_AFTER_MS
+    assert retry_delay_ms(500, ValueError("boom")) == 500

@@ -12,6 +12,7 @@ from scheduler.handlers import (
     WebhookRejectedError,
     is_retryable,
     parse_webhook_payload,
+    retry_after_ms,
     shown_url,
 )
 
@@ -120,3 +121,26 @@ def test_error_messages_show_no_credentials_query_or_fragment() -> None:
     """Secrets in a webhook URL's userinfo or query string never reach the dead-letter table."""
     url = "https://user:pw@example.com:8443/hooks/a?token=s3cret#frag"
     assert shown_url(url) == "https://example.com:8443/hooks/a"
+
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("120", 120_000),
+        (" 0 ", 0),
+        ("Tue, 14 Nov 2023 22:13:27 GMT", 7_000),  # NOW + 7 s as an HTTP date
+        ("Tue, 14 Nov 2023 22:00:00 GMT", 0),  # in the past: now
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(
+    header: str | None, expected: int | None
+) -> None:
+    """Delta-seconds and HTTP dates are honoured; anything else is ignored, not guessed."""
+    assert retry_after_ms(header, NOW) == expected
