@@ -36,16 +36,20 @@ class Deadline:
         return cls(clock, clock.monotonic() + seconds)
 
     @classmethod
-    def from_header(cls, clock: Clock, value: str | None, default_s: float) -> Self:
-        """Return the deadline a caller sent (remaining ms), or `default_s` from now if none.
+    def from_header(
+        cls, clock: Clock, value: str | None, default_s: float, since: float | None = None
+    ) -> Self:
+        """Return the deadline a caller sent (remaining ms), or `default_s` if none.
 
-        A malformed value is treated as absent: the hop still bounds its work.
+        It counts from `since` (the request's arrival on `clock.monotonic()`, so time spent
+        before the handler ran is spent), else from now. A malformed value is treated as
+        absent: the hop still bounds its work.
         """
         try:
             remaining_s = max(0.0, int(value or "") / 1000)
         except ValueError:
             remaining_s = default_s
-        return cls.after(clock, remaining_s)
+        return cls(clock, (clock.monotonic() if since is None else since) + remaining_s)
 
     def remaining(self) -> float:
         """Return the seconds left (0 once passed)."""

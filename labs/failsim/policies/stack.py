@@ -23,7 +23,7 @@ the deadline.
 
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from labs.clock import Clock
@@ -46,8 +46,6 @@ class Policies:
     breaker: CircuitBreaker | None = None
     bulkhead: Bulkhead | None = None
     attempt_timeout_s: float | None = None
-    attempts_made: int = field(default=0, init=False)
-    """Attempts that reached the call (past the breaker and the bulkhead)."""
 
     async def call(self, attempt: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
         """Run `attempt` under every policy set here, outermost first."""
@@ -74,5 +72,4 @@ class Policies:
 
     async def _timed(self, attempt: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
         deadline.check()
-        self.attempts_made += 1
         return await within(self.clock, deadline.cap(self.attempt_timeout_s), attempt)

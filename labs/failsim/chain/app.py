@@ -1,0 +1,106 @@
+"""Wiring for a hop of the chain: settings, the shared HTTP pool, the ledger, the fault injector.
+
+Nothing connects at import. The policies and the fault plan live in the process (a
+restart clears them, and the runner sets both before each run); the ledger lives in
+PostgreSQL, in the schema `FAILSIM_DB_SCHEMA` names.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from labs.clients import http_client, sql_engine
+from labs.clock import Clock, SystemClock
+from labs.failsim.chain.api import Hop, router
+from labs.failsim.chain.client import WORK_PATH, DependencyClient
+from labs.failsim.chain.ledger import Ledger
+from labs.failsim.config import EdgePolicy
+from labs.faults import FaultInjector, install_faults
+from labs.settings import ServerUrls, ServiceSettings
+from labs.web import create_service_app, register_health_check
+
+
+class HopSettings(ServiceSettings):
+    """Options of a hop (`FAILSIM_*`); `downstream` is JSON: `{"orders": "http://..."}`."""
+
+    model_config = SettingsConfigDict(env_prefix="FAILSIM_", extra="ignore", frozen=True)
+
+    name: str = "gateway"
+    downstream: dict[str, str] = Field(default_factory=dict)
+    side_effects: bool = Field(default=False, description="Write a ledger row per request.")
+    db_schema: str | None = Field(default=None, description="The ledger's PostgreSQL schema.")
+    pool_size: int = Field(default=20, ge=1, description="Connections shared by all edges.")
+    default_deadline_ms: int = Field(default=5_000, ge=1)
+    seed: int = 0
+
+
+def create_app(
+    settings: HopSettings | None = None,
+    urls: ServerUrls | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build a hop; server URLs are discovered when not given."""
+    settings = settings or HopSettings()
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with http_client(max_connections=settings.pool_size) as http:
+            ledger, engine = None, None
+            if settings.side_effects:
+                engine = _engine(settings, urls or ServerUrls.discover())
+                ledger = Ledger(engine)
+                await ledger.create()
+                register_health_check(app, "postgres", ledger.counts)
+
+            def make_client(url: str, policy: EdgePolicy, edge: int) -> DependencyClient:
+                return DependencyClient(url, http, policy, clock, settings.seed * 1_000 + edge)
+
+            app.state.hop = Hop(
+                name=settings.name,
+                clock=clock,
+                downstream=settings.downstream,
+                default_deadline_s=settings.default_deadline_ms / 1000,
+                make_client=make_client,
+                ledger=ledger,
+            )
+            try:
+                yield
+            finally:
+                if engine is not None:
+                    await engine.dispose()
+
+    app = create_service_app(
+        f"failsim-{settings.name}", settings, lifespan=lifespan, routers=[router]
+    )
+    install_faults(app, FaultInjector(clock, settings.seed), paths=(WORK_PATH,))
+    app.add_middleware(ArrivalStamp, clock=clock)  # outermost: before any injected latency
+    return app
+
+
+class ArrivalStamp:
+    """Stamps each request's arrival (`request.state.arrived`), so its deadline counts from then."""
+
+    def __init__(self, app: ASGIApp, clock: Clock) -> None:
+        """Wrap `app`, reading `clock.monotonic()`."""
+        self._app = app
+        self._clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stamp, then pass the request on."""
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["arrived"] = self._clock.monotonic()
+        await self._app(scope, receive, send)
+
+
+def _engine(settings: HopSettings, urls: ServerUrls) -> AsyncEngine:
+    options: dict[str, Any] = {}
+    if settings.db_schema:
+        options["connect_args"] = {"server_settings": {"search_path": settings.db_schema}}
+    return sql_engine(urls.require("database_url"), **options)
