@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from labs.clock import Clock
 from labs.failsim.chain.client import DO_NOT_RETRY_HEADER, DependencyClient
 from labs.failsim.chain.ledger import Ledger
-from labs.failsim.chain.stats import HopStats
+from labs.failsim.chain.stats import Arrivals, HopStats
 from labs.failsim.config import EdgePolicy
 from labs.failsim.policies import (
     DEADLINE_HEADER,
@@ -50,6 +50,7 @@ class Hop:
     make_client: Callable[[str, EdgePolicy, int], DependencyClient]
     """Builds an edge's client on the hop's shared pool: base URL, policy, seed."""
     ledger: Ledger | None
+    arrivals: Arrivals
     clients: dict[str, DependencyClient] = field(default_factory=dict)
     stats: HopStats = field(init=False)
 
@@ -114,7 +115,6 @@ async def work(
     key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=256)] = None,
 ) -> Done:
     """Check the deadline, then call on down the route or do the work here."""
-    hop.stats.received += 1
     arrived: float = request.state.arrived
     deadline = Deadline.from_header(hop.clock, deadline_ms, hop.default_deadline_s, arrived)
     visit = Visit(name=hop.name, deadline_ms=int(deadline.header_value()))
@@ -157,7 +157,10 @@ def _refusal(refused: CallRejectedError) -> ProblemError:
 @router.get("/v1/stats", summary="Counts since the last reset")
 async def read_stats(hop: HopDep) -> HopStats:
     """Requests received, each edge's requests, attempts and refusals, and the ledger."""
-    update: dict[str, Any] = {"edges": {name: c.stats for name, c in hop.clients.items()}}
+    update: dict[str, Any] = {
+        "received": hop.arrivals.count,
+        "edges": {name: client.stats for name, client in hop.clients.items()},
+    }
     if hop.ledger is not None:
         update["side_effects"], update["distinct_requests"] = await hop.ledger.counts()
     return hop.stats.model_copy(update=update)
@@ -172,6 +175,7 @@ async def read_stats(hop: HopDep) -> HopStats:
 async def reset_stats(hop: HopDep, _: AdminDep) -> Response:
     """Zero every count and empty the ledger; policies keep their state."""
     hop.stats = HopStats(name=hop.name)
+    hop.arrivals.count = 0
     for client in hop.clients.values():
         client.reset_stats()
     if hop.ledger is not None:

@@ -20,6 +20,7 @@ from labs.clock import Clock, SystemClock
 from labs.failsim.chain.api import Hop, router
 from labs.failsim.chain.client import WORK_PATH, DependencyClient
 from labs.failsim.chain.ledger import Ledger
+from labs.failsim.chain.stats import Arrivals
 from labs.failsim.config import EdgePolicy
 from labs.faults import FaultInjector, install_faults
 from labs.settings import ServerUrls, ServiceSettings
@@ -48,6 +49,7 @@ def create_app(
     """Build a hop; server URLs are discovered when not given."""
     settings = settings or HopSettings()
     clock = clock or SystemClock()
+    arrivals = Arrivals()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +71,7 @@ def create_app(
                 default_deadline_s=settings.default_deadline_ms / 1000,
                 make_client=make_client,
                 ledger=ledger,
+                arrivals=arrivals,
             )
             try:
                 yield
@@ -80,22 +83,28 @@ def create_app(
         f"failsim-{settings.name}", settings, lifespan=lifespan, routers=[router]
     )
     install_faults(app, FaultInjector(clock, settings.seed), paths=(WORK_PATH,))
-    app.add_middleware(ArrivalStamp, clock=clock)  # outermost: before any injected latency
+    app.add_middleware(ArrivalStamp, clock=clock, arrivals=arrivals)  # outermost: before faults
     return app
 
 
 class ArrivalStamp:
-    """Stamps each request's arrival (`request.state.arrived`), so its deadline counts from then."""
+    """Counts work requests and stamps their arrival, so a deadline counts from then.
 
-    def __init__(self, app: ASGIApp, clock: Clock) -> None:
-        """Wrap `app`, reading `clock.monotonic()`."""
+    Outermost, so a request refused or delayed by an injected fault is counted, and the
+    delay is spent from its deadline.
+    """
+
+    def __init__(self, app: ASGIApp, clock: Clock, arrivals: Arrivals) -> None:
+        """Wrap `app`, reading `clock.monotonic()` and counting into `arrivals`."""
         self._app = app
         self._clock = clock
+        self._arrivals = arrivals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stamp, then pass the request on."""
-        if scope["type"] == "http":
+        """Stamp (`request.state.arrived`) and count, then pass the request on."""
+        if scope["type"] == "http" and str(scope["path"]).startswith(WORK_PATH):
             scope.setdefault("state", {})["arrived"] = self._clock.monotonic()
+            self._arrivals.count += 1
         await self._app(scope, receive, send)
 
 

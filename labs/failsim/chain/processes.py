@@ -12,13 +12,16 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
 
+from labs.clients import sql_engine
 from labs.servers.process import free_port
 from labs.settings import ServerUrls
 
@@ -49,9 +52,37 @@ class ChainStartError(RuntimeError):
 
 @asynccontextmanager
 async def running_chain(
-    urls: ServerUrls, db_schema: str, admin_token: str, seed: int = 0
+    urls: ServerUrls, admin_token: str, seed: int = 0
 ) -> AsyncIterator[ChainUrls]:
-    """Run every hop of `TOPOLOGY` as a process until the block ends."""
+    """Run every hop of `TOPOLOGY` as a process until the block ends, on a schema of its own."""
+    async with (
+        _schema(urls.require("database_url")) as db_schema,
+        _processes(urls, db_schema, admin_token, seed) as chain,
+    ):
+        yield chain
+
+
+@asynccontextmanager
+async def _schema(database_url: str) -> AsyncIterator[str]:
+    """Create a PostgreSQL schema for the ledger; drop it (and the ledger) afterwards."""
+    schema = f"failsim_{uuid.uuid4().hex[:10]}"
+    admin = sql_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield schema
+        finally:
+            async with admin.begin() as conn:
+                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        await admin.dispose()
+
+
+@asynccontextmanager
+async def _processes(
+    urls: ServerUrls, db_schema: str, admin_token: str, seed: int
+) -> AsyncIterator[ChainUrls]:
     ports = {name: free_port() for name in TOPOLOGY}
     base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     with tempfile.TemporaryDirectory(prefix="failsim-") as logs:

@@ -45,7 +45,17 @@ class HopStats(BaseModel):
     """A hop's counts since the last reset."""
 
     name: str
-    received: int = Field(default=0, description="Work requests that reached the hop's handler.")
+    received: int = Field(
+        default=0, description="Work requests that arrived, counted before any injected fault."
+    )
     edges: dict[str, EdgeStats] = Field(default_factory=dict)
     side_effects: int = Field(default=0, description="Side effects in the ledger.")
     distinct_requests: int = Field(default=0, description="Requests with a side effect.")
+
+
+class Arrivals:
+    """Counts work requests as they arrive, before the fault injector can refuse them."""
+
+    def __init__(self) -> None:
+        """Start at zero."""
+        self.count = 0

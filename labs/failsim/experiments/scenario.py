@@ -119,6 +119,13 @@ class ChainScenario(_Strict):
     slow_route: list[str] = Field(default_factory=list)
     slow_deadline_ms: int = 60_000
 
+    def need(self, field: str) -> str:
+        """Return the text field `field`, which this scenario's load requires."""
+        value = getattr(self, field)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"scenario {self.name}: a {self.load} load needs `{field}`")
+        return value
+
     def sweep_values(self, size: Size) -> list[float | None]:
         """Return the sweep's values for `size`, or `[None]` without a sweep."""
         if self.sweep is None:
