@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel, Field
 
@@ -47,24 +48,38 @@ class Hop:
     clock: Clock
     downstream: dict[str, str]
     default_deadline_s: float
-    make_client: Callable[[str, EdgePolicy, int], DependencyClient]
-    """Builds an edge's client on the hop's shared pool: base URL, policy, seed."""
+    make_client: Callable[[httpx.AsyncClient, str, EdgePolicy, int], DependencyClient]
+    """Builds an edge's client on a pool: the pool, base URL, policy, seed."""
+    make_pool: Callable[[], httpx.AsyncClient]
     ledger: Ledger | None
     arrivals: Arrivals
+    pool: httpx.AsyncClient | None = None
     clients: dict[str, DependencyClient] = field(default_factory=dict)
     stats: HopStats = field(init=False)
 
     def __post_init__(self) -> None:
-        """Start with one-attempt policies on every edge and zero counts."""
-        self.configure({})
+        """Start with zero counts (`configure` builds the edges)."""
         self.stats = HopStats(name=self.name)
 
-    def configure(self, policies: dict[str, EdgePolicy]) -> None:
-        """Replace every edge's client; edges not named get the default policy."""
+    async def configure(self, policies: dict[str, EdgePolicy]) -> None:
+        """Replace every edge's client, on a new shared pool; edges not named get the default.
+
+        A new pool per configuration: httpcore 1.0.9 can leak a pool slot when a request
+        waiting for a connection is cancelled (encode/httpcore#1093), and a timed-out
+        attempt is cancelled; a run must not inherit the slots an earlier run leaked.
+        """
+        old, self.pool = self.pool, self.make_pool()
         self.clients = {
-            name: self.make_client(url, policies.get(name, EdgePolicy()), seed)
+            name: self.make_client(self.pool, url, policies.get(name, EdgePolicy()), seed)
             for seed, (name, url) in enumerate(sorted(self.downstream.items()))
         }
+        if old is not None:
+            await old.aclose()
+
+    async def close(self) -> None:
+        """Close the pool."""
+        if self.pool is not None:
+            await self.pool.aclose()
 
 
 def get_hop(request: Request) -> Hop:
@@ -202,5 +217,5 @@ async def change_policies(
     if unknown:
         detail = f"{hop.name} has no dependency {', '.join(sorted(unknown))}"
         raise ProblemError(422, "Unknown dependency", detail)
-    hop.configure(policies)
+    await hop.configure(policies)
     return {name: client.policy for name, client in hop.clients.items()}

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -53,31 +54,36 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with http_client(max_connections=settings.pool_size) as http:
-            ledger, engine = None, None
-            if settings.side_effects:
-                engine = _engine(settings, urls or ServerUrls.discover())
-                ledger = Ledger(engine)
-                await ledger.create()
-                register_health_check(app, "postgres", ledger.counts)
+        ledger, engine = None, None
+        if settings.side_effects:
+            engine = _engine(settings, urls or ServerUrls.discover())
+            ledger = Ledger(engine)
+            await ledger.create()
+            register_health_check(app, "postgres", ledger.counts)
 
-            def make_client(url: str, policy: EdgePolicy, edge: int) -> DependencyClient:
-                return DependencyClient(url, http, policy, clock, settings.seed * 1_000 + edge)
+        def make_client(
+            pool: httpx.AsyncClient, url: str, policy: EdgePolicy, edge: int
+        ) -> DependencyClient:
+            return DependencyClient(url, pool, policy, clock, settings.seed * 1_000 + edge)
 
-            app.state.hop = Hop(
-                name=settings.name,
-                clock=clock,
-                downstream=settings.downstream,
-                default_deadline_s=settings.default_deadline_ms / 1000,
-                make_client=make_client,
-                ledger=ledger,
-                arrivals=arrivals,
-            )
-            try:
-                yield
-            finally:
-                if engine is not None:
-                    await engine.dispose()
+        hop = Hop(
+            name=settings.name,
+            clock=clock,
+            downstream=settings.downstream,
+            default_deadline_s=settings.default_deadline_ms / 1000,
+            make_client=make_client,
+            make_pool=lambda: http_client(max_connections=settings.pool_size),
+            ledger=ledger,
+            arrivals=arrivals,
+        )
+        await hop.configure({})
+        app.state.hop = hop
+        try:
+            yield
+        finally:
+            await hop.close()
+            if engine is not None:
+                await engine.dispose()
 
     app = create_service_app(
         f"failsim-{settings.name}", settings, lifespan=lifespan, routers=[router]

@@ -1,16 +1,36 @@
 """The real chain: deadlines propagated hop by hop, and duplicates under commit-then-drop faults."""
 
+import uuid
+from collections.abc import AsyncIterator
+
 import pytest
+import pytest_asyncio
 
 from labs.clock import SystemClock
+from labs.failsim.chain.processes import ChainUrls, running_chain
 from labs.failsim.config import EdgePolicy, RetryConfig
-from labs.failsim.experiments.driver import ChainDriver
+from labs.failsim.experiments.driver import ChainDriver, driving
 from labs.failsim.policies import Deadline
 from labs.faults import Faults
+from labs.settings import ServerUrls
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 CHAIN = ["gateway", "orders", "payments"]
 RETRY_3 = RetryConfig(attempts=3, base_ms=1, cap_ms=5)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def chain(lab_urls: ServerUrls) -> AsyncIterator[ChainUrls]:
+    """gateway, orders, payments and catalog as processes, stopped after the module."""
+    async with running_chain(lab_urls, uuid.uuid4().hex) as urls:
+        yield urls
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def driver(chain: ChainUrls) -> AsyncIterator[ChainDriver]:
+    """A driver of the module's chain."""
+    async with driving(chain) as each:
+        yield each
 
 
 async def test_each_hop_receives_what_is_left_of_the_deadline(driver: ChainDriver) -> None:
