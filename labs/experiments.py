@@ -80,5 +80,11 @@ EXPERIMENTS: dict[str, Experiment] = {
             "scheduler workers SIGKILLed and restarted under load: none lost, duplicates bounded",
             "scheduler/results",
         ),
+        Experiment(
+            "failure-sim",
+            "labs.failsim.experiments.run:run",
+            "faults on a chain of services against retries, budgets, breakers, bulkheads, keys",
+            "labs/failsim/results",
+        ),
     )
 }

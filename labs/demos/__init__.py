@@ -75,5 +75,10 @@ DEMOS: dict[str, Demo] = {
             "scheduler.breaker_demo:run",
             "a webhook host goes down: its breaker halts only its jobs, spending no attempts",
         ),
+        Demo(
+            "failure-sim",
+            "labs.failsim.demo:run",
+            "backoff jitter under contention, a breaker under an outage, idempotency keys",
+        ),
     )
 }
