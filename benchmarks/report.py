@@ -1,7 +1,7 @@
 """Tables from results files: what `lab bench` prints and what benchmarks/README.md quotes.
 
 `render_table(document)` turns one results file into Markdown: for an HTTP target the
-Locust runs and the in-process measurement, for `scheduler` one row per system (its
+Locust runs and any in-process measurement, for `scheduler` one row per system (its
 throughputs, their ratios to the fastest peer, its pickup latencies); then the goals
 with their verdicts. Nothing in it is typed by
 hand: `update_readme` replaces the block between a target's markers with the table of
@@ -59,6 +59,12 @@ def _header(columns: list[str]) -> list[str]:
     return [_row(columns), _row(["---"] + ["---:"] * (len(columns) - 1))]
 
 
+def run_checks(run: dict[str, Any]) -> dict[str, Any]:
+    """Return a run's own checks (files written before the tally contract call them decisions)."""
+    checks: dict[str, Any] = run.get("checks", run.get("decisions", {}))
+    return checks
+
+
 def _runs_table(results: dict[str, Any]) -> list[str]:
     lines = _header(
         [
@@ -88,7 +94,7 @@ def _runs_table(results: dict[str, Any]) -> list[str]:
                     *(_fmt(latency[p]) for p in ("p50", "p95", "p99", "p99.9")),
                     _percent(run["error_rate"]),
                     _percent(run["rejection_rate"]),
-                    _fmt(run["decisions"]["mismatches"]),
+                    _fmt(run_checks(run).get("mismatches")),
                     _cpu(run.get("cpu_share", {})),
                     _fmt(run.get("service_cpu_ms_per_request")),
                 ]
@@ -214,6 +220,23 @@ def _render_scheduler(document: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
+_COMMON = frozenset(
+    {
+        "python",
+        "locust",
+        "fastapi",
+        "uvicorn",
+        "redis",
+        "hiredis",
+        "pydantic",
+        "redis_server",
+        "postgresql_server",
+        "broker",
+    }
+)
+"""Versions every HTTP run records; the context line names the others (the peers')."""
+
+
 def render_table(document: dict[str, Any]) -> str:
     """Return one results file as Markdown: context line, runs, in-process, goals."""
     if document.get("target") == "scheduler":
@@ -222,12 +245,15 @@ def render_table(document: dict[str, Any]) -> str:
     profile = document.get("profile", {})
     machine = document.get("machine", {})
     versions = document.get("versions", {})
+    peers = "".join(
+        f", {name} {version}" for name, version in versions.items() if name not in _COMMON
+    )
     context = (
         f"`{document['name']}` ({profile.get('name')} profile: {profile.get('users')} users, "
         f"{profile.get('duration_s')} s per run, seed {profile.get('seed')}), commit "
         f"{document.get('commit')}, {machine.get('cores')} x {machine.get('cpu')}, "
         f"{versions.get('redis_server')}, Python {versions.get('python')}, "
-        f"locust {versions.get('locust')}, limits {versions.get('limits')}"
+        f"locust {versions.get('locust')}{peers}"
     )
     parts = [context, "", *_runs_table(results)]
     if "decisions" in results:
