@@ -50,13 +50,18 @@ def _cpu(shares: dict[str, float | None]) -> str:
     return f"{cores}; {_percent(shares.get('machine'))}"
 
 
-def _row(cells: list[str]) -> str:
+def row(cells: list[str]) -> str:
+    """Return one Markdown table row."""
     return "| " + " | ".join(cells) + " |"
 
 
-def _header(columns: list[str]) -> list[str]:
-    """Return a table's header row and its rule: the first column left, the rest right."""
-    return [_row(columns), _row(["---"] + ["---:"] * (len(columns) - 1))]
+def header(columns: list[str], right: set[int] | None = None) -> list[str]:
+    """Return a table's header row and its rule; columns `right` are right-aligned.
+
+    By default every column but the first is (figures), the first left (names).
+    """
+    right = set(range(1, len(columns))) if right is None else right
+    return [row(columns), row(["---:" if i in right else "---" for i in range(len(columns))])]
 
 
 def run_checks(run: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +71,7 @@ def run_checks(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _runs_table(results: dict[str, Any]) -> list[str]:
-    lines = _header(
+    lines = header(
         [
             "run",
             "users",
@@ -86,7 +91,7 @@ def _runs_table(results: dict[str, Any]) -> list[str]:
         latency = run["latency_ms"]
         name = label.replace("@half-peak", f" at half peak (paced to {_fmt(run['target_rps'], 0)})")
         lines.append(
-            _row(
+            row(
                 [
                     name,
                     _fmt(run["users"]),
@@ -113,7 +118,7 @@ _INPROCESS_ROWS = (
 
 def _inprocess_table(decisions: dict[str, Any]) -> list[str]:
     concurrency = decisions["concurrency"]
-    lines = _header(
+    lines = header(
         [
             "in process (no HTTP)",
             "p50 ms",
@@ -132,7 +137,7 @@ def _inprocess_table(decisions: dict[str, Any]) -> list[str]:
         concurrent = decisions[kind].get("concurrent", {})
         p50 = sequential["rt_ms"]["p50"]
         lines.append(
-            _row(
+            row(
                 [
                     name,
                     _fmt(p50, 3),
@@ -148,16 +153,16 @@ def _inprocess_table(decisions: dict[str, Any]) -> list[str]:
 
 
 def _goals_table(goals: list[dict[str, Any]]) -> list[str]:
-    lines = [_row(["goal", "measured", "verdict", "figures"]), _row(["---", "---:", "---", "---"])]
+    lines = [row(["goal", "measured", "verdict", "figures"]), row(["---", "---:", "---", "---"])]
     for goal in goals:
         verdict = "met" if goal["met"] else "**missed**"
-        lines.append(_row([goal["goal"], _fmt(goal["figure"]), verdict, goal["detail"]]))
+        lines.append(row([goal["goal"], _fmt(goal["figure"]), verdict, goal["detail"]]))
     return lines
 
 
 def _scheduler_table(results: dict[str, Any]) -> list[str]:
     ratios = results["ratios"]
-    lines = _header(
+    lines = header(
         [
             "system",
             "enqueue jobs/s",
@@ -174,7 +179,7 @@ def _scheduler_table(results: dict[str, Any]) -> list[str]:
     for name, run in results["systems"].items():
         idle, loaded = run["pickup_idle_ms"], run["pickup_loaded_ms"]
         lines.append(
-            _row(
+            row(
                 [
                     name,
                     _fmt(run["enqueue"]["per_s"], 0),
@@ -193,10 +198,10 @@ def _scheduler_table(results: dict[str, Any]) -> list[str]:
 
 
 def _scheduler_setup(results: dict[str, Any]) -> list[str]:
-    lines = [_row(["system", "enqueue API", "knobs"]), _row(["---", "---", "---"])]
+    lines = [row(["system", "enqueue API", "knobs"]), row(["---", "---", "---"])]
     for name, run in results["systems"].items():
         knobs = ", ".join(f"{knob} {value}" for knob, value in run["knobs"].items())
-        lines.append(_row([name, run["enqueue_api"], knobs]))
+        lines.append(row([name, run["enqueue_api"], knobs]))
     return lines
 
 
@@ -262,18 +267,23 @@ def render_table(document: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def markers(target: str) -> tuple[str, str]:
-    """Return the comments that enclose a target's generated table in a README."""
-    return f"<!-- bench:{target}:start -->", f"<!-- bench:{target}:end -->"
+def markers(block: str) -> tuple[str, str]:
+    """Return the comments that enclose a generated block (`bench:<target>`, `claims`)."""
+    return f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+
+
+def replace_block(readme: Path, block: str, text: str) -> bool:
+    """Replace the generated `block` in `readme` with `text`; False when it has no markers."""
+    start, end = markers(block)
+    content = readme.read_text()
+    if start not in content or end not in content:
+        return False
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}{end}{tail}")
+    return True
 
 
 def update_readme(readme: Path, target: str, document: dict[str, Any]) -> bool:
-    """Replace the target's generated block in `readme`; return False when it has no markers."""
-    start, end = markers(target)
-    text = readme.read_text()
-    if start not in text or end not in text:
-        return False
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{render_table(document)}{end}{tail}")
-    return True
+    """Show `document` as the target's results block in `readme` (False: no markers)."""
+    return replace_block(readme, f"bench:{target}", render_table(document))
