@@ -16,7 +16,7 @@ the run's Redis keys are deleted; the results file records what is left (nothing
 import asyncio
 import os
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,7 +224,9 @@ def run_target(target: LocustTarget, profile: Profile, request: BenchRequest) ->
         asyncio.run(delete_keys(run.redis_url, *patterns, f"{run.namespace}-inproc:*"))
     results["processes_left"] = processes.alive()
     results["load_average_1m"] = {"before": load_before[0], "after": os.getloadavg()[0]}
-    results["peer_ratios"] = peer_ratios(target, results["runs"])
+    results["peer_ratios"] = peer_ratios(
+        target.app.name, [peer.name for peer in target.peers], results["runs"]
+    )
     results["ratios"], results["goals"] = target.judge(results)
     results["seconds"] = round(time.monotonic() - started, 1)
     return save_results(
@@ -257,19 +259,19 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 3)
 
 
-def peer_ratios(target: LocustTarget, runs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Return the target's own peak run over each peer's: throughput and latency ratios.
+def peer_ratios(ours: str, peers: Iterable[str], runs: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the peak run of `ours` over each peer's: throughput and latency ratios.
 
-    Above 1 the target serves more (`rps`) or answers slower (`p50`, `p99`) than the peer.
+    Above 1 ours serves more (`rps`) or answers slower (`p50`, `p99`) than the peer.
     """
-    ours = runs[target.app.name]
+    mine = runs[ours]
     return {
-        peer.name: {
-            "rps": ratio(ours["rps"], runs[peer.name]["rps"]),
+        peer: {
+            "rps": ratio(mine["rps"], runs[peer]["rps"]),
             **{
-                q: ratio(ours["latency_ms"][q], runs[peer.name]["latency_ms"][q])
-                for q in ("p50", "p99")
+                q: ratio(mine["latency_ms"][q], runs[peer]["latency_ms"][q]) for q in ("p50", "p99")
             },
         }
-        for peer in target.peers
+        for peer in peers
+        if peer in runs
     }

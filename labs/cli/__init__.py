@@ -14,6 +14,7 @@ from labs.cli.bench import bench
 from labs.cli.cron import cron
 from labs.cli.develop import test
 from labs.cli.dlq import dlq
+from labs.cli.report import report
 from labs.cli.running import demo, experiment, serve, token
 from labs.cli.servers import down, status, up
 from labs.cli.verify import verify
@@ -35,6 +36,7 @@ for command in (
     experiment,
     bench,
     verify,
+    report,
     token,
     test,
     worker,
