@@ -16,7 +16,7 @@ the run's Redis keys are deleted; the results file records what is left (nothing
 import asyncio
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from benchmarks.harness import (
     run_locust,
     running_service,
 )
+from benchmarks.ratios import peer_ratios
 from benchmarks.targets import BenchRequest
 from labs.results import save_results
 from labs.settings import ServerUrls
@@ -250,28 +251,3 @@ def _reproduce(target: LocustTarget, profile: Profile, seed: int) -> str:
         f"lab bench {target.name} --users {profile.users} --spawn-rate {profile.spawn_rate} "
         f"--duration {profile.duration_s}{decisions} --seed {seed}"
     )
-
-
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    """Return `numerator / denominator` to three places (None when either is missing)."""
-    if numerator is None or not denominator:
-        return None
-    return round(numerator / denominator, 3)
-
-
-def peer_ratios(ours: str, peers: Iterable[str], runs: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the peak run of `ours` over each peer's: throughput and latency ratios.
-
-    Above 1 ours serves more (`rps`) or answers slower (`p50`, `p99`) than the peer.
-    """
-    mine = runs[ours]
-    return {
-        peer: {
-            "rps": ratio(mine["rps"], runs[peer]["rps"]),
-            **{
-                q: ratio(mine["latency_ms"][q], runs[peer]["latency_ms"][q]) for q in ("p50", "p99")
-            },
-        }
-        for peer in peers
-        if peer in runs
-    }

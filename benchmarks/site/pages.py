@@ -23,6 +23,7 @@ STATUS_CLASSES = {
     "partly measured": "partial",
 }
 _INLINE = re.compile(r"`([^`]+)`|\*\*([^*]+)\*\*")
+_TAGS = re.compile(r"<[^>]+>")
 
 
 def inline(text: str) -> str:
@@ -40,25 +41,33 @@ def inline(text: str) -> str:
 
 
 def table(
-    columns: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[int] | None = None
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    numeric: set[int] | None = None,
+    *,
+    stack: bool = False,
 ) -> str:
-    """An HTML table of rendered cells (headers too), in a box that scrolls sideways if it must."""
+    """An HTML table of rendered cells (headers too), in a box that scrolls sideways if it must.
+
+    `stack`: on a narrow screen each row becomes a card, each cell labelled with its
+    column (for tables of prose, which a sideways scroll would make unreadable).
+    """
     numeric = numeric or set()
+    labels = [html.escape(_TAGS.sub("", name), quote=True) for name in columns]
 
     def cell(tag: str, index: int, content: str) -> str:
-        return (
-            f'<{tag} class="num">{content}</{tag}>'
-            if index in numeric
-            else f"<{tag}>{content}</{tag}>"
-        )
+        kind = ' class="num"' if index in numeric else ""
+        label = f' data-label="{labels[index]}"' if stack and tag == "td" else ""
+        return f"<{tag}{kind}{label}>{content}</{tag}>"
 
     head = "".join(cell("th", i, name) for i, name in enumerate(columns))
     body = "".join(
         "<tr>" + "".join(cell("td", i, content) for i, content in enumerate(cells)) + "</tr>"
         for cells in rows
     )
+    kind = ' class="stack"' if stack else ""
     return (
-        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+        f'<div class="table-wrap"><table{kind}><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>"
     )
 
@@ -137,7 +146,12 @@ def claims_list(entries: Sequence[dict[str, Any]], pages: dict[str, str] | None 
             f'<div class="claim-head">{badge(entry["status"])} <span class="part">{part}</span> '
             f'<code class="id">{html.escape(entry["id"])}</code></div>'
             f"<blockquote>{html.escape(entry['quote'])}</blockquote>"
-            + table(["measure", "measured", "threshold", "verdict", "measured on"], rows, {1, 2})
+            + table(
+                ["measure", "measured", "threshold", "verdict", "measured on"],
+                rows,
+                {1, 2},
+                stack=True,
+            )
             + "</section>"
         )
     return "\n".join(items)

@@ -11,7 +11,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from benchmarks.locust_target import peer_ratios
+from benchmarks.ratios import peer_ratios
 
 PERCENTILES = ("p50", "p95", "p99", "p99.9")
 _WIDTH_IN = 9.0

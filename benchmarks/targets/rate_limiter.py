@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 
 from benchmarks.harness import Progress
-from benchmarks.locust_target import App, LocustTarget, Profile, Run, ratio
+from benchmarks.locust_target import App, LocustTarget, Profile, Run
+from benchmarks.ratios import ratio
 from benchmarks.workload import Shape
 from rate_limiter.domain import Algorithm
 
