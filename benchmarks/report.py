@@ -267,6 +267,44 @@ def render_table(document: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _headline(document: dict[str, Any]) -> str:
+    results = document["results"]
+    if document.get("target") == "scheduler":
+        ours = results["systems"].get("scheduler+audit") or next(iter(results["systems"].values()))
+        return (
+            f"{_fmt(ours['process']['per_s'], 0)} jobs/s processed (audit on), "
+            f"idle pickup p99 {_fmt(ours['pickup_idle_ms']['p99'])} ms"
+        )
+    name, run = next(iter(results["runs"].items()))
+    return f"{name}: {_fmt(run['rps'], 0)} req/s, p99 {_fmt(run['latency_ms']['p99'])} ms"
+
+
+def summary_table(root: Path) -> str:
+    """Return one row per target: its newest results file, headline figures, goals met."""
+    lines = header(
+        ["target", "latest results", "profile", "commit", "headline", "goals met"], set()
+    )
+    for directory in sorted(path for path in root.iterdir() if path.is_dir()):
+        path = latest(directory)
+        if path is None or directory.name == "verify":
+            continue
+        document = load(path)
+        goals = document["results"].get("goals", [])
+        lines.append(
+            row(
+                [
+                    f"`lab bench {directory.name}`",
+                    f"[{path.name}](results/{directory.name}/{path.name})",
+                    str(document.get("profile", {}).get("name")),
+                    str(document.get("commit")),
+                    _headline(document),
+                    f"{sum(bool(goal['met']) for goal in goals)} of {len(goals)}",
+                ]
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
 def markers(block: str) -> tuple[str, str]:
     """Return the comments that enclose a generated block (`bench:<target>`, `claims`)."""
     return f"<!-- {block}:start -->", f"<!-- {block}:end -->"
@@ -285,5 +323,9 @@ def replace_block(readme: Path, block: str, text: str) -> bool:
 
 
 def update_readme(readme: Path, target: str, document: dict[str, Any]) -> bool:
-    """Show `document` as the target's results block in `readme` (False: no markers)."""
+    """Show `document` as the target's results block in `readme`, and refresh the summary.
+
+    Return False when the README has no block for the target.
+    """
+    replace_block(readme, "bench:summary", summary_table(readme.parent / "results"))
     return replace_block(readme, f"bench:{target}", render_table(document))

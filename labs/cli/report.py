@@ -3,7 +3,8 @@
 It runs nothing and needs no server: the figures are the ones the results files hold
 and the verdicts those of the latest `lab verify` (`--verify` picks another). Built
 into the default folder, it also refreshes the committed feed
-(`benchmarks/results/latest.json`) and the claims table in benchmarks/README.md.
+(`benchmarks/results/latest.json`) and the summary and claims tables in
+benchmarks/README.md.
 """
 
 from pathlib import Path
@@ -43,7 +44,10 @@ def report(out: Path | None, verify_file: Path | None) -> None:
         index = build_site(target, verify_file=verify_file, feed_path=feed)
     except (OSError, ValueError) as exc:
         raise LabError(f"cannot build the report in {target}: {exc}") from None
-    if feed is not None and verify_file is not None:
-        tables.replace_block(home / "README.md", "claims", render_table(tables.load(verify_file)))
+    if feed is not None:
+        readme = home / "README.md"
+        tables.replace_block(readme, "bench:summary", tables.summary_table(home / "results"))
+        if verify_file is not None:
+            tables.replace_block(readme, "claims", render_table(tables.load(verify_file)))
     shown = verify_file.name if verify_file else "none: every claim shows as not verified"
     click.echo(f"report: {index} (verify file {shown}); feed: {feed or target / 'latest.json'}")
