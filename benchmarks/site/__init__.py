@@ -105,7 +105,8 @@ def _matrix(document: dict[str, Any], matrix: Matrix) -> str:
 
     if matrix.column is None:
         rows = [
-            [html.escape(label(r)), *(figure(r.get(v)) for v in matrix.values)] for r in records
+            [html.escape(label(r)), *(html.escape(figure(r.get(v))) for v in matrix.values)]
+            for r in records
         ]
         columns = [", ".join(matrix.row), *matrix.values]
     else:
@@ -113,7 +114,7 @@ def _matrix(document: dict[str, Any], matrix: Matrix) -> str:
         cells = {(label(r), r[matrix.column]): r.get(matrix.values[0]) for r in records}
         labels = list(dict.fromkeys(label(r) for r in records))
         rows = [
-            [html.escape(name), *(figure(cells.get((name, key))) for key in keys)]
+            [html.escape(name), *(html.escape(figure(cells.get((name, key)))) for key in keys)]
             for name in labels
         ]
         columns = [", ".join(matrix.row), *(f"{matrix.column} {key}" for key in keys)]

@@ -123,7 +123,7 @@ def claims_list(entries: Sequence[dict[str, Any]], pages: dict[str, str] | None 
         rows = [
             [
                 inline(measure["what"]),
-                figure(measure["value"], measure.get("unit") or ""),
+                html.escape(figure(measure["value"], measure.get("unit") or "")),
                 html.escape(measure["threshold"] or "-"),
                 badge(measure["verdict"])
                 + (
