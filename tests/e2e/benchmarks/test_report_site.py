@@ -12,6 +12,7 @@ change, so the screenshots are saved for a person to look at, not compared.
 
 import functools
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -23,7 +24,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks.claims import load_claims
+from benchmarks.site.feed import SCHEMA, VERSION
 from benchmarks.site.labs import LABS
+from labs.paths import project_root
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +89,45 @@ def test_verify_reports_misses_and_exits_zero_and_report_uses_it(built: Built) -
     assert built.report.returncode == 0, built.report.stderr
     feed = json.loads((built.site / "latest.json").read_text())
     assert feed["verify"]["file"].endswith(built.verify_file.name)
+
+
+def test_every_page_is_written_and_every_image_it_names_exists(built: Built) -> None:
+    """Index and one page per lab; each <img> points at a PNG in the site."""
+    assert {path.name for path in built.site.glob("*.html")} >= set(PAGES)
+    for name in PAGES:
+        page = (built.site / name).read_text()
+        assert page.startswith("<!doctype html>")
+        for source in re.findall(r'<img src="([^"]+)"', page):
+            assert (built.site / source).read_bytes().startswith(b"\x89PNG"), (name, source)
+
+
+def test_each_lab_page_shows_its_results_or_says_there_are_none(built: Built) -> None:
+    """Built labs show their figures and matrices; labs not built yet name their command."""
+    rate_limiter = (built.site / "rate-limiter.html").read_text()
+    assert "lab bench rate-limiter-500" in rate_limiter
+    assert "Latency percentiles per run" in rate_limiter
+    assert "Admitted beyond the shared limit" in rate_limiter  # the multi-region matrix
+    assert "predates the recorded histogram" in rate_limiter  # an older file: said, not drawn
+    scheduler = (built.site / "scheduler.html").read_text()
+    assert "Redis memory flat while the DLQ grows" in scheduler  # the chaos checks
+    cache = (built.site / "cache.html").read_text()
+    assert "lab experiment cache-stampede</code> is not registered yet" in cache
+
+
+def test_the_feed_is_versioned_and_never_calls_an_unmet_claim_met(built: Built) -> None:
+    """latest.json: schema and version, one entry per claim, met only if every measure is."""
+    feed: dict[str, Any] = json.loads((built.site / "latest.json").read_text())
+    assert (feed["schema"], feed["version"]) == (SCHEMA, VERSION)
+    assert feed["verify"]["mode"] == "recorded"
+    assert [entry["id"] for entry in feed["claims"]] == [claim.id for claim in load_claims()]
+    for entry in feed["claims"]:
+        verdicts = {measure["verdict"] for measure in entry["measures"]}
+        assert (entry["status"] == "met") == (verdicts == {"met"}), entry["id"]
+        assert entry["page"].split("#")[1] == entry["id"]
+        for measure in entry["measures"]:
+            if measure["value"] is not None:  # a figure names the committed file it came from
+                assert (project_root() / measure["results_file"]).is_file(), measure
+    assert feed["counts"]["not met"] >= 1  # the lab reports what it misses
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_verify_runs_each_command_once_and_a_crash_is_a_failed_run(
-    lab_urls: ServerUrls, cli_state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lab_urls: ServerUrls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two measures share one real run; a command that exits non-zero fails its measure."""
-    monkeypatch.setenv("LAB_STATE_DIR", str(cli_state_dir))
+    monkeypatch.setenv("LAB_STATE_DIR", str(tmp_path / "state"))  # servers by URL: none started
     monkeypatch.setenv("REDIS_URL", lab_urls.require("redis_url"))
     monkeypatch.setenv("DATABASE_URL", lab_urls.require("database_url"))
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", lab_urls.require("kafka_bootstrap_servers"))
