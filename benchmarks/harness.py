@@ -4,9 +4,10 @@ A service under test runs as a real subprocess (`python -m labs serve <service>`
 uvicorn for a peer's app factory) on a free loopback port, in its own session so that
 stopping it reaches every child. The harness waits for its `/healthz`, runs Locust
 headless as another subprocess with a fixed profile and a seed, reports progress
-while it runs, parses Locust's `_stats.csv` and the locustfile's own tally (exact
-latencies, decisions), then stops everything and checks that no process it started
-is still alive.
+while it runs, parses Locust's `_stats.csv`, its per-second history and the
+locustfile's own tally (exact latencies, the target's checks; see
+benchmarks/locustfiles/recording.py), then stops everything and checks that no
+process it started is still alive.
 """
 
 import asyncio
@@ -207,6 +208,31 @@ def parse_stats_csv(path: Path) -> dict[str, Any]:
 _CSV_PERCENTILES = (("p50", "50%"), ("p95", "95%"), ("p99", "99%"), ("p99.9", "99.9%"))
 
 
+def parse_history_csv(path: Path) -> list[dict[str, float | None]]:
+    """Return Locust's per-second Aggregated rows: users, req/s and p50/p95/p99 (ms).
+
+    Run with `--csv-full-history`, so each row's percentiles cover Locust's recent
+    window (the last 10 s), not everything since the start.
+    """
+    try:
+        with path.open(newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("Name") == "Aggregated"]
+    except OSError:
+        return []
+    if not rows:
+        return []
+    start = int(rows[0]["Timestamp"])
+    return [
+        {
+            "t_s": int(row["Timestamp"]) - start,
+            "users": _number(row["User Count"]),
+            "rps": _number(row["Requests/s"]),
+            **{name: _number(row[column]) for name, column in _CSV_PERCENTILES[:3]},
+        }
+        for row in rows
+    ]
+
+
 def _report_progress(
     label: str, started: float, duration_s: int, path: Path, progress: Progress
 ) -> None:
@@ -257,6 +283,7 @@ def run_locust(
         host,
         "--csv",
         str(raw_dir / "locust"),
+        "--csv-full-history",
         "--reset-stats",
         "--only-summary",
         "--loglevel",
@@ -310,7 +337,7 @@ def _locust_result(raw_dir: Path, tally_path: Path, profile: LoadProfile) -> dic
         tally: dict[str, Any] = json.loads(tally_path.read_text())
     except (OSError, ValueError) as exc:
         raise LabError(f"the locustfile wrote no tally ({exc}) [log: {raw_dir}]") from None
-    decided = tally["allowed"] + tally["denied"]
+    responses = tally["responses"]
     return {
         "users": profile.users,
         "spawn_rate": profile.spawn_rate,
@@ -322,37 +349,13 @@ def _locust_result(raw_dir: Path, tally_path: Path, profile: LoadProfile) -> dic
         "error_rate": round(stats["failures"] / stats["requests"], 6)
         if stats["requests"]
         else None,
-        "rejection_rate": round(tally["denied"] / decided, 6) if decided else None,
+        "rejection_rate": round(tally["rejected"] / responses, 6) if responses else None,
         "latency_ms": tally["latency_ms"],
+        "latency_histogram_ms": tally["latency_histogram_ms"],
         "locust_latency_ms": stats["latency_ms"],
-        "decisions": {
-            key: tally[key] for key in ("allowed", "denied", "expected_allowed", "mismatches")
-        },
+        "timeline": parse_history_csv(raw_dir / "locust_stats_history.csv"),
+        "checks": tally["checks"],
         "examples": tally["examples"],
-    }
-
-
-async def correctness_pass(
-    url: str, rule: str, key: str, requests: int, limit: int
-) -> dict[str, Any]:
-    """Send `requests` checks on one key at once; an exact limiter admits exactly `limit`."""
-    async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
-        responses = await asyncio.gather(
-            *(
-                client.post("/v1/check", json={"rule": rule, "key": key, "cost": 1})
-                for _ in range(requests)
-            )
-        )
-    statuses = [response.status_code for response in responses]
-    admitted = sum(status == httpx.codes.OK for status in statuses)
-    other = [status for status in statuses if status not in (200, 429)]
-    return {
-        "requests": requests,
-        "concurrent": True,
-        "limit": limit,
-        "admitted": admitted,
-        "other_statuses": other,
-        "exact": admitted == limit and not other,
     }
 
 

@@ -1,7 +1,7 @@
 """Tables from results files: what `lab bench` prints and what benchmarks/README.md quotes.
 
 `render_table(document)` turns one results file into Markdown: for an HTTP target the
-Locust runs and the in-process measurement, for `scheduler` one row per system (its
+Locust runs and any in-process measurement, for `scheduler` one row per system (its
 throughputs, their ratios to the fastest peer, its pickup latencies); then the goals
 with their verdicts. Nothing in it is typed by
 hand: `update_readme` replaces the block between a target's markers with the table of
@@ -50,17 +50,28 @@ def _cpu(shares: dict[str, float | None]) -> str:
     return f"{cores}; {_percent(shares.get('machine'))}"
 
 
-def _row(cells: list[str]) -> str:
+def row(cells: list[str]) -> str:
+    """Return one Markdown table row."""
     return "| " + " | ".join(cells) + " |"
 
 
-def _header(columns: list[str]) -> list[str]:
-    """Return a table's header row and its rule: the first column left, the rest right."""
-    return [_row(columns), _row(["---"] + ["---:"] * (len(columns) - 1))]
+def header(columns: list[str], right: set[int] | None = None) -> list[str]:
+    """Return a table's header row and its rule; columns `right` are right-aligned.
+
+    By default every column but the first is (figures), the first left (names).
+    """
+    right = set(range(1, len(columns))) if right is None else right
+    return [row(columns), row(["---:" if i in right else "---" for i in range(len(columns))])]
+
+
+def run_checks(run: dict[str, Any]) -> dict[str, Any]:
+    """Return a run's own checks (files written before the tally contract call them decisions)."""
+    checks: dict[str, Any] = run.get("checks", run.get("decisions", {}))
+    return checks
 
 
 def _runs_table(results: dict[str, Any]) -> list[str]:
-    lines = _header(
+    lines = header(
         [
             "run",
             "users",
@@ -80,7 +91,7 @@ def _runs_table(results: dict[str, Any]) -> list[str]:
         latency = run["latency_ms"]
         name = label.replace("@half-peak", f" at half peak (paced to {_fmt(run['target_rps'], 0)})")
         lines.append(
-            _row(
+            row(
                 [
                     name,
                     _fmt(run["users"]),
@@ -88,7 +99,7 @@ def _runs_table(results: dict[str, Any]) -> list[str]:
                     *(_fmt(latency[p]) for p in ("p50", "p95", "p99", "p99.9")),
                     _percent(run["error_rate"]),
                     _percent(run["rejection_rate"]),
-                    _fmt(run["decisions"]["mismatches"]),
+                    _fmt(run_checks(run).get("mismatches")),
                     _cpu(run.get("cpu_share", {})),
                     _fmt(run.get("service_cpu_ms_per_request")),
                 ]
@@ -107,7 +118,7 @@ _INPROCESS_ROWS = (
 
 def _inprocess_table(decisions: dict[str, Any]) -> list[str]:
     concurrency = decisions["concurrency"]
-    lines = _header(
+    lines = header(
         [
             "in process (no HTTP)",
             "p50 ms",
@@ -126,7 +137,7 @@ def _inprocess_table(decisions: dict[str, Any]) -> list[str]:
         concurrent = decisions[kind].get("concurrent", {})
         p50 = sequential["rt_ms"]["p50"]
         lines.append(
-            _row(
+            row(
                 [
                     name,
                     _fmt(p50, 3),
@@ -142,16 +153,16 @@ def _inprocess_table(decisions: dict[str, Any]) -> list[str]:
 
 
 def _goals_table(goals: list[dict[str, Any]]) -> list[str]:
-    lines = [_row(["goal", "measured", "verdict", "figures"]), _row(["---", "---:", "---", "---"])]
+    lines = [row(["goal", "measured", "verdict", "figures"]), row(["---", "---:", "---", "---"])]
     for goal in goals:
         verdict = "met" if goal["met"] else "**missed**"
-        lines.append(_row([goal["goal"], _fmt(goal["figure"]), verdict, goal["detail"]]))
+        lines.append(row([goal["goal"], _fmt(goal["figure"]), verdict, goal["detail"]]))
     return lines
 
 
 def _scheduler_table(results: dict[str, Any]) -> list[str]:
     ratios = results["ratios"]
-    lines = _header(
+    lines = header(
         [
             "system",
             "enqueue jobs/s",
@@ -168,7 +179,7 @@ def _scheduler_table(results: dict[str, Any]) -> list[str]:
     for name, run in results["systems"].items():
         idle, loaded = run["pickup_idle_ms"], run["pickup_loaded_ms"]
         lines.append(
-            _row(
+            row(
                 [
                     name,
                     _fmt(run["enqueue"]["per_s"], 0),
@@ -187,10 +198,10 @@ def _scheduler_table(results: dict[str, Any]) -> list[str]:
 
 
 def _scheduler_setup(results: dict[str, Any]) -> list[str]:
-    lines = [_row(["system", "enqueue API", "knobs"]), _row(["---", "---", "---"])]
+    lines = [row(["system", "enqueue API", "knobs"]), row(["---", "---", "---"])]
     for name, run in results["systems"].items():
         knobs = ", ".join(f"{knob} {value}" for knob, value in run["knobs"].items())
-        lines.append(_row([name, run["enqueue_api"], knobs]))
+        lines.append(row([name, run["enqueue_api"], knobs]))
     return lines
 
 
@@ -214,6 +225,23 @@ def _render_scheduler(document: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
+_COMMON = frozenset(
+    {
+        "python",
+        "locust",
+        "fastapi",
+        "uvicorn",
+        "redis",
+        "hiredis",
+        "pydantic",
+        "redis_server",
+        "postgresql_server",
+        "broker",
+    }
+)
+"""Versions every HTTP run records; the context line names the others (the peers')."""
+
+
 def render_table(document: dict[str, Any]) -> str:
     """Return one results file as Markdown: context line, runs, in-process, goals."""
     if document.get("target") == "scheduler":
@@ -222,12 +250,15 @@ def render_table(document: dict[str, Any]) -> str:
     profile = document.get("profile", {})
     machine = document.get("machine", {})
     versions = document.get("versions", {})
+    peers = "".join(
+        f", {name} {version}" for name, version in versions.items() if name not in _COMMON
+    )
     context = (
         f"`{document['name']}` ({profile.get('name')} profile: {profile.get('users')} users, "
         f"{profile.get('duration_s')} s per run, seed {profile.get('seed')}), commit "
         f"{document.get('commit')}, {machine.get('cores')} x {machine.get('cpu')}, "
         f"{versions.get('redis_server')}, Python {versions.get('python')}, "
-        f"locust {versions.get('locust')}, limits {versions.get('limits')}"
+        f"locust {versions.get('locust')}{peers}"
     )
     parts = [context, "", *_runs_table(results)]
     if "decisions" in results:
@@ -236,18 +267,65 @@ def render_table(document: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def markers(target: str) -> tuple[str, str]:
-    """Return the comments that enclose a target's generated table in a README."""
-    return f"<!-- bench:{target}:start -->", f"<!-- bench:{target}:end -->"
+def _headline(document: dict[str, Any]) -> str:
+    results = document["results"]
+    if document.get("target") == "scheduler":
+        ours = results["systems"].get("scheduler+audit") or next(iter(results["systems"].values()))
+        return (
+            f"{_fmt(ours['process']['per_s'], 0)} jobs/s processed (audit on), "
+            f"idle pickup p99 {_fmt(ours['pickup_idle_ms']['p99'])} ms"
+        )
+    name, run = next(iter(results["runs"].items()))
+    return f"{name}: {_fmt(run['rps'], 0)} req/s, p99 {_fmt(run['latency_ms']['p99'])} ms"
+
+
+def summary_table(root: Path) -> str:
+    """Return one row per target: its newest results file, headline figures, goals met."""
+    lines = header(
+        ["target", "latest results", "profile", "commit", "headline", "goals met"], set()
+    )
+    for directory in sorted(path for path in root.iterdir() if path.is_dir()):
+        path = latest(directory)
+        if path is None or directory.name == "verify":
+            continue
+        document = load(path)
+        goals = document["results"].get("goals", [])
+        lines.append(
+            row(
+                [
+                    f"`lab bench {directory.name}`",
+                    f"[{path.name}](results/{directory.name}/{path.name})",
+                    str(document.get("profile", {}).get("name")),
+                    str(document.get("commit")),
+                    _headline(document),
+                    f"{sum(bool(goal['met']) for goal in goals)} of {len(goals)}",
+                ]
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def markers(block: str) -> tuple[str, str]:
+    """Return the comments that enclose a generated block (`bench:<target>`, `claims`)."""
+    return f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+
+
+def replace_block(readme: Path, block: str, text: str) -> bool:
+    """Replace the generated `block` in `readme` with `text`; False when it has no markers."""
+    start, end = markers(block)
+    content = readme.read_text()
+    if start not in content or end not in content:
+        return False
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}{end}{tail}")
+    return True
 
 
 def update_readme(readme: Path, target: str, document: dict[str, Any]) -> bool:
-    """Replace the target's generated block in `readme`; return False when it has no markers."""
-    start, end = markers(target)
-    text = readme.read_text()
-    if start not in text or end not in text:
-        return False
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{render_table(document)}{end}{tail}")
-    return True
+    """Show `document` as the target's results block in `readme`, and refresh the summary.
+
+    Return False when the README has no block for the target.
+    """
+    replace_block(readme, "bench:summary", summary_table(readme.parent / "results"))
+    return replace_block(readme, f"bench:{target}", render_table(document))

@@ -1,4 +1,4 @@
-"""Percentiles at full precision (Locust's own are rounded to whole milliseconds)."""
+"""Percentiles and histograms at full precision (Locust's own are rounded to whole ms)."""
 
 import math
 from collections.abc import Sequence
@@ -23,3 +23,26 @@ def latency_summary(values_ms: Sequence[float], digits: int = 4) -> dict[str, fl
         summary[name] = None if value is None else round(value, digits)
     summary["mean"] = round(sum(ordered) / len(ordered), digits) if ordered else None
     return summary
+
+
+BUCKETS_PER_DECADE = 10
+
+
+def latency_histogram(values_ms: Sequence[float]) -> list[list[float]]:
+    """Return `[lower_ms, upper_ms, count]` for each non-empty log-spaced bucket, in order.
+
+    Ten buckets per decade (each about 26% wider than the last), so a histogram of
+    microseconds and one of seconds read the same on a log axis.
+    """
+    counts: dict[int, int] = {}
+    for value in values_ms:
+        bucket = math.floor(math.log10(max(value, 1e-6)) * BUCKETS_PER_DECADE)
+        counts[bucket] = counts.get(bucket, 0) + 1
+    return [
+        [
+            round(10 ** (bucket / BUCKETS_PER_DECADE), 6),
+            round(10 ** ((bucket + 1) / BUCKETS_PER_DECADE), 6),
+            count,
+        ]
+        for bucket, count in sorted(counts.items())
+    ]

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from labs.imports import load_target
+from labs.imports import LazyEntry
 from labs.settings import ServerUrls
 
 
@@ -39,18 +39,11 @@ ExperimentFunction = Callable[[ExperimentContext], Coroutine[Any, Any, str]]
 
 
 @dataclass(frozen=True)
-class Experiment:
+class Experiment(LazyEntry[ExperimentFunction]):
     """An experiment, named for `lab experiment <name>`, imported only when it runs."""
 
-    name: str
-    target: str
-    summary: str
     results: str
-
-    def load(self) -> ExperimentFunction:
-        """Import and return the experiment's function."""
-        function: ExperimentFunction = load_target(self.target)
-        return function
+    """Where it writes its results file and plot, from the project root."""
 
 
 EXPERIMENTS: dict[str, Experiment] = {

@@ -3,32 +3,27 @@
 `lab bench` (benchmarks/harness.py) runs this file headless and configures it through
 the environment: `BENCH_SEED`, `BENCH_NAMESPACE` (the keys of this run), `BENCH_RULE`,
 `BENCH_LIMIT`, `BENCH_REQUESTS_PER_KEY`, `BENCH_POOL`, `BENCH_TARGET_RPS` (pace the
-users to this total with seeded Poisson arrivals; unset: as fast as they can),
-`BENCH_STRICT` ("1": the body must carry the rate limiter's whole decision),
-`BENCH_TALLY` and `BENCH_PROGRESS` (files).
+users to this total with seeded Poisson arrivals; unset: as fast as they can) and
+`BENCH_STRICT` ("1": the body must carry the rate limiter's whole decision); what it
+records goes through `recording.TALLY` (the contract every locustfile shares).
 
 A response succeeds when it is 200 or 429 and its JSON body says `allowed`
 consistently with the status (strict: also the rule, the limit, `remaining` within
 0..limit, `decided_by` "redis" and `Retry-After` on a 429); anything else is a
-failure. Whether the decision is the exact one the workload predicts (see
-benchmarks/workload.py) is tallied apart, as `mismatches`, and so is every response
-time at full precision: Locust's own percentiles are rounded to whole milliseconds.
+failure. A 429 is a rejection, an expected outcome. Whether the decision is the exact
+one the workload predicts (see benchmarks/workload.py) is counted apart, as
+`mismatches`.
 """
 
 import itertools
-import json
 import os
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from locust import FastHttpUser, events, task
-from locust.env import Environment
+from locust import FastHttpUser, task
 
-from benchmarks.timing import latency_summary
+from benchmarks.locustfiles.recording import TALLY
 from benchmarks.workload import KeyStream, Shape, Step
 
 SEED = os.environ.get("BENCH_SEED", "7")
@@ -42,107 +37,10 @@ SHAPE = Shape(
 STRICT = os.environ.get("BENCH_STRICT") == "1"
 TARGET_RPS = float(os.environ.get("BENCH_TARGET_RPS") or 0)
 USERS = int(os.environ.get("BENCH_USERS", "1"))
-TALLY_PATH = os.environ.get("BENCH_TALLY")
-PROGRESS_PATH = os.environ.get("BENCH_PROGRESS")
 ENDPOINT = "/v1/check"
-_MAX_EXAMPLES = 5
-_PROGRESS_EVERY_S = 1.0
 _MAX_BACKLOG_S = 1.0  # a paced user that fell behind catches up at most this much
 _OK = 200
 _DENIED = 429
-
-
-@dataclass
-class Tally:
-    """What the responses said, counted since the users finished spawning."""
-
-    allowed: int = 0
-    denied: int = 0
-    expected_allowed: int = 0
-    mismatches: int = 0
-    failures: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    examples: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-
-    def note(self, example: str) -> None:
-        """Keep the first few failures and mismatches, to show what went wrong."""
-        if len(self.examples) < _MAX_EXAMPLES:
-            self.examples.append(example)
-
-    def summary(self) -> dict[str, Any]:
-        """Return the counts and exact latency percentiles."""
-        return {
-            "responses": len(self.latencies_ms),
-            "allowed": self.allowed,
-            "denied": self.denied,
-            "expected_allowed": self.expected_allowed,
-            "mismatches": self.mismatches,
-            "failures": self.failures,
-            "seconds": round(time.monotonic() - self.started, 3),
-            "latency_ms": latency_summary(self.latencies_ms),
-            "examples": self.examples,
-        }
-
-
-TALLY = Tally()
-_last_progress = [0.0]
-_environment: list[Environment] = []
-
-
-def _write(path: str | None, document: dict[str, Any]) -> None:
-    if path:
-        target = Path(path)
-        partial = target.with_suffix(".part")
-        partial.write_text(json.dumps(document))
-        partial.replace(target)
-
-
-def _reset(user_count: int, **_: Any) -> None:
-    """Start counting afresh once every user runs, as Locust's `--reset-stats` does."""
-    global TALLY  # noqa: PLW0603 - one tally per run, replaced when the ramp ends
-    TALLY = Tally()
-    del user_count
-
-
-def _on_init(environment: Environment, **_: Any) -> None:
-    _environment.append(environment)
-
-
-def _on_request(name: str, response_time: float, **_: Any) -> None:
-    if name != ENDPOINT:
-        return
-    TALLY.latencies_ms.append(response_time)
-    now = time.monotonic()
-    runner = _environment[0].runner if _environment else None
-    if PROGRESS_PATH and now - _last_progress[0] >= _PROGRESS_EVERY_S and runner:
-        _last_progress[0] = now
-        total = runner.stats.total
-        _write(
-            PROGRESS_PATH,
-            {
-                "users": runner.user_count,
-                "requests": total.num_requests,
-                "failures": total.num_failures,
-                "seconds": round(now - TALLY.started, 3),
-                "responses": len(TALLY.latencies_ms),
-            },
-        )
-
-
-def _on_stop(**_: Any) -> None:
-    _write(TALLY_PATH, TALLY.summary())
-
-
-def _listen(hook: Any, handler: Callable[..., None]) -> None:
-    """Register `handler` on a Locust event hook (whose `add_listener` is untyped)."""
-    hook.add_listener(handler)
-
-
-_listen(events.spawning_complete, _reset)
-_listen(events.init, _on_init)
-_listen(events.request, _on_request)
-_listen(events.test_stop, _on_stop)
 
 
 def _problem(status: int, body: Any, step: Step, headers: Any) -> str | None:
@@ -176,6 +74,18 @@ def _mismatch(body: dict[str, Any], step: Step) -> str | None:
     if STRICT and body.get("remaining") != step.remaining:
         return f"{where}: remaining {body.get('remaining')}, expected {step.remaining}"
     return None
+
+
+def _count(body: dict[str, Any], step: Step) -> None:
+    """Tally one well-formed decision against the prediction."""
+    TALLY.rejected += not body["allowed"]
+    TALLY.checks["allowed"] += body["allowed"]
+    TALLY.checks["denied"] += not body["allowed"]
+    TALLY.checks["expected_allowed"] += step.allowed
+    mismatch = _mismatch(body, step)
+    TALLY.checks["mismatches"] += mismatch is not None
+    if mismatch is not None:
+        TALLY.note(mismatch)
 
 
 _user_numbers = itertools.count()
@@ -219,16 +129,9 @@ class CheckUser(FastHttpUser):
                 body = None
             problem = _problem(response.status_code, body, step, response.headers)
             if problem is not None:
-                TALLY.failures += 1
-                TALLY.note(problem)
+                TALLY.fail(problem)
                 self.keys.retire(step.key)
                 response.failure(problem)
                 return
             response.success()
-        TALLY.allowed += body["allowed"]
-        TALLY.denied += not body["allowed"]
-        TALLY.expected_allowed += step.allowed
-        mismatch = _mismatch(body, step)
-        if mismatch is not None:
-            TALLY.mismatches += 1
-            TALLY.note(mismatch)
+        _count(body, step)

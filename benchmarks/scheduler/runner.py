@@ -37,7 +37,6 @@ from typing import Any
 from redis.asyncio import Redis
 
 from benchmarks.harness import CpuWatch, Processes, Progress, delete_keys, spawn, stop
-from benchmarks.runner import PACKAGES, versions
 from benchmarks.scheduler import recorder, stats
 from benchmarks.scheduler.plot import plot
 from benchmarks.scheduler.system import Enqueuer, Setup, System
@@ -45,13 +44,14 @@ from labs.clients import redis_client
 from labs.errors import LabError
 from labs.results import save_results
 from labs.servers.process import last_error_line
+from labs.settings import ServerUrls
 
 _PROGRESS_EVERY_S = 3.0
 _POLL_S = 0.005
 _STALL_S = 30.0
 """No new start for this long while jobs are outstanding: the system lost them."""
 _ENQUEUE_CHUNK = 1_000
-PEER_PACKAGES = ("saq", "taskiq", "taskiq-redis", "streaq", "coredis")
+PACKAGES = ("redis", "hiredis", "saq", "taskiq", "taskiq-redis", "streaq", "coredis")
 
 
 @dataclass(frozen=True)
@@ -300,8 +300,7 @@ def run_systems(
     profile: Profile,
     *,
     seed: int,
-    redis_url: str,
-    database_url: str | None,
+    urls: ServerUrls,
     out_dir: Path,
     progress: Progress,
     reproduce: str,
@@ -314,9 +313,10 @@ def run_systems(
     rng = random.Random(seed)
     rounds: dict[str, list[dict[str, Any]]] = {system.name: [] for system in systems}
     load_before = os.getloadavg()
+    redis_url = urls.require("redis_url")
     base = Setup(
         redis_url=redis_url,
-        database_url=database_url,
+        database_url=urls.require("database_url"),
         namespace=f"bench-{stamp.lower()}",
         workers=profile.workers,
         concurrency=profile.concurrency,
@@ -364,6 +364,8 @@ def run_systems(
         out_dir,
         stamp,
         results,
+        servers=urls,
+        packages=PACKAGES,
         target="scheduler",
         profile={**asdict(profile), "seed": seed},
         setup={
@@ -372,7 +374,6 @@ def run_systems(
             "clock": "enqueuer and workers on one machine: time.time_ns() is one clock",
             "recording": "each task calls benchmarks.scheduler.recorder.started(index)",
         },
-        versions=versions(redis_url, (*PACKAGES, *PEER_PACKAGES)),
         raw=str(raw_root.relative_to(out_dir)),
         reproduce=reproduce,
     )

@@ -14,8 +14,10 @@ from labs.cli.bench import bench
 from labs.cli.cron import cron
 from labs.cli.develop import test
 from labs.cli.dlq import dlq
+from labs.cli.report import report
 from labs.cli.running import demo, experiment, serve, token
 from labs.cli.servers import down, status, up
+from labs.cli.verify import verify
 from labs.cli.worker import worker
 from labs.errors import LabError
 
@@ -25,7 +27,22 @@ def cli() -> None:
     """A runnable systems lab on real Redis, PostgreSQL and Kafka."""
 
 
-for command in (up, status, down, serve, demo, experiment, bench, token, test, worker, dlq, cron):
+for command in (
+    up,
+    status,
+    down,
+    serve,
+    demo,
+    experiment,
+    bench,
+    verify,
+    report,
+    token,
+    test,
+    worker,
+    dlq,
+    cron,
+):
     cli.add_command(command)
 
 

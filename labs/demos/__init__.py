@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labs.imports import load_target
+from labs.imports import LazyEntry
 from labs.settings import ServerUrls
 
 
@@ -38,17 +38,8 @@ DemoFunction = Callable[[DemoContext], Awaitable[DemoOutcome]]
 
 
 @dataclass(frozen=True)
-class Demo:
+class Demo(LazyEntry[DemoFunction]):
     """A demo, named for `lab demo <name>`, imported only when it runs."""
-
-    name: str
-    target: str
-    summary: str
-
-    def load(self) -> DemoFunction:
-        """Import and return the demo's function."""
-        function: DemoFunction = load_target(self.target)
-        return function
 
 
 DEMOS: dict[str, Demo] = {

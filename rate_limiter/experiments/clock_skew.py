@@ -661,7 +661,14 @@ async def run_experiment(context: ExperimentContext, parameters: Parameters) -> 
         "summary": summary,
         "measure_seconds": round(time.perf_counter() - started, 1),
     }
-    save_results(context.results_dir, NAME, payload, seed=context.seed, size=parameters.name)
+    save_results(
+        context.results_dir,
+        NAME,
+        payload,
+        servers=context.urls,
+        seed=context.seed,
+        size=parameters.name,
+    )
     write_plot(context.results_dir / f"{NAME}.png", rows, parameters)
     return summary
 

@@ -229,7 +229,12 @@ async def run_grid(context: ExperimentContext, grid: Grid) -> str:
             shutil.rmtree(directory, ignore_errors=True)
     payload = {"grid": asdict(grid), "cells": [asdict(cell) for cell in cells]}
     save_results(
-        context.results_dir, "multi-region", payload, size=context.size.value, seed=context.seed
+        context.results_dir,
+        "multi-region",
+        payload,
+        servers=context.urls,
+        size=context.size.value,
+        seed=context.seed,
     )
     info = machine()
     caption = f"{context.size} run, {info['cores']} cores, {info['cpu']}"

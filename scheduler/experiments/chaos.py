@@ -456,7 +456,14 @@ async def run_plan(context: ExperimentContext, plan: Plan) -> str:
         context.seed,
         context.progress,
     )
-    save_results(context.results_dir, NAME, payload(report), size=plan.name, seed=context.seed)
+    save_results(
+        context.results_dir,
+        NAME,
+        payload(report),
+        servers=context.urls,
+        size=plan.name,
+        seed=context.seed,
+    )
     plot(report, context.results_dir / f"{NAME}.png")
     return summarize(report)
 

@@ -67,9 +67,15 @@ def test_bench_writes_ratios_and_verdicts_and_leaves_no_process(
         assert run["requests"] > 0, name
         assert run["failures"] == 0, (name, run["examples"])
         assert run["error_rate"] == 0
-        assert run["decisions"]["mismatches"] == 0, (name, run["examples"])
+        assert run["checks"]["mismatches"] == 0, (name, run["examples"])
         assert 0 < run["rejection_rate"] < 0.5  # 2 of every 10 requests per key are denied
         assert run["latency_ms"]["p50"] <= run["latency_ms"]["p99"]
+        histogram = run["latency_histogram_ms"]
+        assert (
+            sum(count for _, _, count in histogram)
+            == run["checks"]["allowed"] + run["checks"]["denied"]
+        )
+        assert run["timeline"], name  # Locust's per-second history
         stats = tmp_path / "rate-limiter" / run["raw"] / "locust_stats.csv"
         assert stats.is_file()
     half = results["runs"]["rate-limiter@half-peak"]
@@ -82,6 +88,7 @@ def test_bench_writes_ratios_and_verdicts_and_leaves_no_process(
     decisions = results["decisions"]
     assert decisions["decision"]["checked"]["mismatches"] == 0
     assert decisions["noop"]["sequential"]["rt_ms"]["p50"] > 0
+    assert results["peer_ratios"]["limits-app"]["rps"] > 0
     ratios = results["ratios"]
     assert ratios["decision_rt_p50_vs_noop_evalsha"] > 0
     assert ratios["service_rps_vs_limits_app"] > 0
