@@ -38,7 +38,8 @@ from idempotency.domain import (
 from idempotency.metrics import IdempotencyMetrics
 from idempotency.models import PaymentOut, RefundIn, RefundOut, StrategiesOut, StrategyOut
 from idempotency.provider_client import ProviderUnavailableError
-from idempotency.strategies.base import PaymentCommand, Strategy, Toolkit
+from idempotency.strategies.base import PaymentCommand, Strategy
+from idempotency.toolkit import Toolkit
 from labs.web import ProblemError
 
 router = APIRouter(prefix="/v1", tags=["payments"])

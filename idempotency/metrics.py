@@ -70,6 +70,10 @@ class IdempotencyMetrics:
         else:
             self.payments.labels(strategy, answer.body.get("status", "unknown")).inc()
 
+    def count_completer_run(self, result: str) -> None:
+        """Count a key the completer took over, by `result` (`finished` or `failed`)."""
+        self.completer_runs.labels(result).inc()
+
     def refused(self, strategy: StrategyName, exc: Exception) -> None:
         """Count a 409, 422 or 502 sent for `strategy`."""
         if isinstance(exc, KeyInFlightError):

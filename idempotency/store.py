@@ -16,6 +16,7 @@ stuck in progress. An expired key reads as absent and its row is reused.
 """
 
 import dataclasses
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -133,6 +134,7 @@ class Tables:
 class KeyRow:
     """A key record as stored, with what a strategy needs to resume its request."""
 
+    scope: ScopedKey
     record: KeyRecord
     request: PaymentRequest
     payment_id: str
@@ -183,11 +185,11 @@ class PaymentStore:
         )
 
     async def settle_payment(self, conn: AsyncConnection, payment: Payment) -> None:
-        """Record the provider's answer on a payment."""
+        """Record the provider's answer on a payment still pending (a repeat changes nothing)."""
         payments = self.tables.payments
         await conn.execute(
             update(payments)
-            .where(payments.c.id == payment.id)
+            .where(payments.c.id == payment.id, payments.c.status == PaymentStatus.PENDING.value)
             .values(status=payment.status.value, charge_id=payment.charge_id)
         )
 
@@ -280,16 +282,7 @@ class PaymentStore:
         if for_update:
             query = query.with_for_update()
         row = (await conn.execute(query)).mappings().first()
-        if row is None:
-            return None
-        point = RecoveryPoint(row["recovery_point"])
-        record = KeyRecord(
-            fingerprint=row["fingerprint"],
-            state=_state(point, row["locked_at"], now, lock_timeout),
-            response=_stored(row["response"]),
-            retry_after_s=max(1, int(lock_timeout.total_seconds())),
-        )
-        return KeyRow(record, PaymentRequest(**row["request"]), row["payment_id"], point)
+        return None if row is None else _key_row(row, now, lock_timeout)
 
     async def claim_key(
         self,
@@ -340,31 +333,54 @@ class PaymentStore:
             update(keys).where(*self._scope(scope)).values(_finished(response, ttl, now))
         )
 
-    async def move_key(
-        self, conn: AsyncConnection, scope: ScopedKey, point: RecoveryPoint, **values: Any
+    async def advance_key(
+        self, conn: AsyncConnection, scope: ScopedKey, done: RecoveryPoint, reached: RecoveryPoint
     ) -> None:
-        """Set the key's recovery point (and any other column given)."""
+        """Move the key from recovery point `done` to `reached` (never back)."""
         keys = self.tables.keys
         await conn.execute(
-            update(keys).where(*self._scope(scope)).values(recovery_point=point.value, **values)
+            update(keys)
+            .where(*self._scope(scope), keys.c.recovery_point == done.value)
+            .values(recovery_point=reached.value)
         )
 
-    async def unfinished_keys(
-        self, conn: AsyncConnection, stale_before: datetime, limit: int
-    ) -> list[ScopedKey]:
-        """Lock and return unfinished keys nobody holds (skipping those another locks)."""
+    async def lock_key(self, conn: AsyncConnection, scope: ScopedKey, now: datetime | None) -> None:
+        """Lock the key at `now` (take over an abandoned one), or unlock it with None."""
         keys = self.tables.keys
-        rows = await conn.execute(
+        await conn.execute(update(keys).where(*self._scope(scope)).values(locked_at=now))
+
+    async def take_abandoned(
+        self, conn: AsyncConnection, now: datetime, lock_timeout: timedelta, limit: int
+    ) -> list[KeyRow]:
+        """Lock at `now` and return up to `limit` unfinished keys nobody holds.
+
+        A key nobody holds is unlocked (its request failed and gave it back) or locked
+        longer than `lock_timeout` ago (its request died, or stalls). Keys another
+        transaction is taking are skipped, so several completers share the work.
+        """
+        keys = self.tables.keys
+        abandoned = (
             select(keys.c.principal, keys.c.route, keys.c.key)
             .where(
                 keys.c.recovery_point != RecoveryPoint.FINISHED.value,
-                or_(keys.c.locked_at.is_(None), keys.c.locked_at < stale_before),
+                or_(keys.c.locked_at.is_(None), keys.c.locked_at < now - lock_timeout),
             )
             .order_by(keys.c.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte()
         )
-        return [ScopedKey(row.principal, row.route, row.key) for row in rows]
+        rows = await conn.execute(
+            update(keys)
+            .where(
+                keys.c.principal == abandoned.c.principal,
+                keys.c.route == abandoned.c.route,
+                keys.c.key == abandoned.c.key,
+            )
+            .values(locked_at=now)
+            .returning(keys)
+        )
+        return [_key_row(row, now, lock_timeout) for row in rows.mappings()]
 
     def _scope(self, scope: ScopedKey) -> tuple[Any, ...]:
         keys = self.tables.keys
@@ -386,6 +402,20 @@ async def try_lock_scope(conn: AsyncConnection, scope: ScopedKey) -> bool:
 async def lock_scope(conn: AsyncConnection, scope: str) -> None:
     """Take the advisory lock on `scope` for the transaction, waiting for its holder."""
     await conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(scope, 0))))
+
+
+def _key_row(row: RowMapping, now: datetime, lock_timeout: timedelta) -> KeyRow:
+    point = RecoveryPoint(row["recovery_point"])
+    locked_at: datetime | None = row["locked_at"]
+    held_until = now if locked_at is None else locked_at + lock_timeout
+    record = KeyRecord(
+        fingerprint=row["fingerprint"],
+        state=_state(point, locked_at, now, lock_timeout),
+        response=_stored(row["response"]),
+        retry_after_s=max(1, math.ceil((held_until - now).total_seconds())),
+    )
+    scope = ScopedKey(row["principal"], row["route"], row["key"])
+    return KeyRow(scope, record, PaymentRequest(**row["request"]), row["payment_id"], point)
 
 
 def _started(now: datetime) -> dict[str, Any]:

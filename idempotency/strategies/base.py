@@ -8,21 +8,16 @@ It raises `KeyReusedError` (422), `KeyInFlightError` (409) or
 `ProviderUnavailableError` (502) and the API answers them; everything else is an
 `Answer` the API sends as it is.
 
-`Toolkit.charge` is the one way a strategy calls the provider synchronously, so every
-strategy passes the same named crash points: `before_charge`, `after_charge` (the
-provider answered, nothing of ours committed) and, through `Toolkit.committed`,
-`after_commit` (everything recorded, the answer not sent).
+Strategies work with a `Toolkit` (`idempotency.toolkit`), whose `charge` is the one way
+a strategy calls the provider synchronously, so every strategy passes the same named
+crash points.
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from idempotency.domain import (
     Action,
-    CrashPoint,
     Decision,
     Payment,
     PaymentRequest,
@@ -31,11 +26,6 @@ from idempotency.domain import (
     StrategyName,
 )
 from idempotency.models import payment_body
-from idempotency.provider_client import ProviderClient
-from idempotency.settings import IdempotencySettings
-from idempotency.store import PaymentStore
-from labs.clock import Clock
-from labs.faults import FaultInjector
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -89,38 +79,6 @@ def replay_of(decision: Decision) -> Answer | None:
     if decision.action is Action.REPLAY and decision.response is not None:
         return Answer.replay(decision.response)
     return None
-
-
-@dataclass(frozen=True)
-class Toolkit:
-    """What strategies work with, built once by the app (or the charger)."""
-
-    engine: AsyncEngine
-    store: PaymentStore
-    provider: ProviderClient
-    faults: FaultInjector
-    clock: Clock
-    settings: IdempotencySettings
-
-    def now(self) -> datetime:
-        """Return the injected clock's wall time."""
-        return datetime.fromtimestamp(self.clock.time(), UTC)
-
-    @property
-    def key_ttl(self) -> timedelta:
-        """How long a finished key is replayed."""
-        return timedelta(seconds=self.settings.key_ttl_s)
-
-    async def charge(self, payment: Payment, downstream_key: str | None) -> Payment:
-        """Charge the payment at the provider; return it settled (succeeded or failed)."""
-        self.faults.reach(CrashPoint.BEFORE_CHARGE)
-        charged = payment.charged(await self.provider.charge(payment, downstream_key))
-        self.faults.reach(CrashPoint.AFTER_CHARGE)
-        return charged
-
-    def committed(self) -> None:
-        """Mark the point where all is recorded and the answer is not yet sent."""
-        self.faults.reach(CrashPoint.AFTER_COMMIT)
 
 
 class Strategy(Protocol):

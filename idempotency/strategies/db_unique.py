@@ -15,9 +15,12 @@ exactly that; `recovery-points` is this strategy plus a derived downstream key a
 recovery points.
 """
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from idempotency.domain import Payment, StrategyName
-from idempotency.strategies.base import Answer, PaymentCommand, Toolkit
-from idempotency.strategies.sql_keys import lock_or_replay, remember
+from idempotency.strategies.base import Answer, PaymentCommand
+from idempotency.strategies.sql_keys import in_keyed_transaction
+from idempotency.toolkit import Toolkit
 
 
 class DbUnique:
@@ -36,15 +39,9 @@ class DbUnique:
 
     async def create_payment(self, command: PaymentCommand) -> Answer:
         """Lock the key, replay it or charge, and commit the payment with the key's record."""
-        kit = self._kit
-        async with kit.engine.begin() as conn:
-            replay = await lock_or_replay(kit, conn, command)
-            if replay is not None:
-                return replay
-            payment = Payment.new(command.principal, self.name, command.request, kit.now())
-            payment = await kit.charge(payment, downstream_key=None)
-            await kit.store.insert_payment(conn, payment)
-            answer = Answer.created(payment)
-            await remember(kit, conn, command, payment.id, answer)
-        kit.committed()
-        return answer
+        return await in_keyed_transaction(self._kit, command, self._charge)
+
+    async def _charge(self, conn: AsyncConnection, payment: Payment) -> Answer:
+        payment = await self._kit.charge(payment, downstream_key=None)
+        await self._kit.store.insert_payment(conn, payment)
+        return Answer.created(payment)

@@ -7,7 +7,8 @@ five strategies save.
 """
 
 from idempotency.domain import Payment, StrategyName
-from idempotency.strategies.base import Answer, PaymentCommand, Toolkit
+from idempotency.strategies.base import Answer, PaymentCommand
+from idempotency.toolkit import Toolkit
 
 
 class NoIdempotency:
