@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,6 +22,8 @@ from labs.clock import Clock, SystemClock
 from labs.faults import FaultInjector, FaultMiddleware, Faults, install_faults
 from labs.settings import ServerUrls, ServiceSettings
 from labs.web import create_service_app, register_health_check
+
+HELD_METRIC = "payment_provider_held_requests"
 
 
 class PaymentProviderSettings(ServiceSettings):
@@ -82,4 +84,6 @@ def create_app(
         registry=app.state.metrics_registry,
     )
     app.add_middleware(PostFaults, injector=faults, injected=injected)
+    held = Gauge(HELD_METRIC, "Requests held by a hang now", registry=app.state.metrics_registry)
+    held.set_function(lambda: faults.held)
     return app
