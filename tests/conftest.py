@@ -9,8 +9,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from labs.clock import Clock
 from labs.keys import KeyBuilder
 from labs.servers.process import free_port, wait_until_healthy
 from labs.settings import ServerUrls
+from labs.testing.processes import Children
 from labs.testing.pytest_plugin import SERVER_URL_VARS, unique
 from scheduler.domain import Job
 from scheduler.store import AuditEvent, JournalEntry, write_entries
@@ -121,6 +123,16 @@ async def _drop_schema(urls: ServerUrls, schema: str) -> None:
 
 
 @pytest.fixture
+async def spare_schema(lab_urls: ServerUrls) -> AsyncIterator[str]:
+    """A schema name no other test uses, for a process to create; dropped afterwards."""
+    schema = unique("t_")
+    try:
+        yield schema
+    finally:
+        await _drop_schema(lab_urls, schema)
+
+
+@pytest.fixture
 async def provider(payment_provider_process: ProviderAdmin) -> ProviderAdmin:
     """The session's payment provider, with an empty ledger and no faults."""
     await payment_provider_process.reset()
@@ -153,3 +165,34 @@ def payments_api(
         return running_api(api_settings.model_copy(update=overrides), lab_urls, clock)
 
     return start
+
+
+@pytest.fixture
+def children(tmp_path: Path) -> Iterator[Children]:
+    """Start processes for the test; whatever still runs is stopped afterwards."""
+    started = Children(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+@pytest.fixture
+def idempotency_env(
+    lab_urls: ServerUrls, api_settings: IdempotencySettings, redis: Redis, tmp_path: Path
+) -> dict[str, str]:
+    """The environment of API and charger processes on the test's servers, schema and prefix."""
+    del redis  # requested so that the processes' Redis keys are deleted afterwards
+    inherited = {key: value for key, value in os.environ.items() if key not in SERVER_URL_VARS}
+    return inherited | {
+        "REDIS_URL": lab_urls.require("redis_url"),
+        "DATABASE_URL": lab_urls.require("database_url"),
+        "KAFKA_BOOTSTRAP_SERVERS": lab_urls.require("kafka_bootstrap_servers"),
+        "LAB_ADMIN_TOKEN": API_TOKEN,
+        "LAB_STATE_DIR": str(tmp_path),
+        "IDEMPOTENCY_PROVIDER_URL": api_settings.provider_url or "",
+        "IDEMPOTENCY_CHARGERS": "0",
+        "IDEMPOTENCY_DB_SCHEMA": api_settings.db_schema,
+        "IDEMPOTENCY_KEY_PREFIX": api_settings.key_prefix,
+        "IDEMPOTENCY_TOPIC": api_settings.topic,
+    }
