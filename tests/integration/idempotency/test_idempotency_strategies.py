@@ -22,6 +22,7 @@ from labs.testing.waiting import until_awaited
 
 BODY = {"amount": 1_250, "currency": "EUR", "customer": "cus_42", "description": "order 1"}
 NO_COMPLETER = {"completer_interval_s": 3_600}
+"""The app's own completer stays asleep: a test that runs one races no other."""
 LOCK_TIMEOUT_S = 30.0
 
 
@@ -81,7 +82,8 @@ async def test_the_completer_finishes_a_key_whose_request_died_once_its_lock_tim
 ) -> None:
     """A request that dies mid-charge is finished by the completer, once, with one charge."""
     clock = ManualClock(start=time.time())
-    async with payments_api(clock, recovery_lock_timeout_s=LOCK_TIMEOUT_S) as api:
+    settings = NO_COMPLETER | {"recovery_lock_timeout_s": LOCK_TIMEOUT_S}
+    async with payments_api(clock, **settings) as api:
         await provider.set_faults(hang=True)
         dying = asyncio.create_task(api.pay("recovery-points", BODY, "abandoned"))
         await until_awaited(lambda: holds(api, "abandoned"), "the request to take the key")
