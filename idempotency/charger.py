@@ -31,7 +31,7 @@ from contextlib import AsyncExitStack
 from aiokafka import AIOKafkaConsumer
 
 from idempotency.domain import PaymentStatus
-from idempotency.events import ensure_topic
+from idempotency.events import PAYMENT_REQUESTED, ensure_topic
 from idempotency.provider_client import ProviderUnavailableError
 from idempotency.settings import IdempotencySettings
 from idempotency.toolkit import Toolkit, fault_injector, open_toolkit
@@ -66,6 +66,8 @@ class Charger:
 
     async def handle(self, event: ReceivedEvent) -> None:
         """Charge the event's payment unless it is settled; settle it if the event is new."""
+        if event.headers.event_type != PAYMENT_REQUESTED:
+            return
         kit = self._kit
         async with kit.engine.connect() as conn:
             payment = await kit.store.find_payment(conn, event.payload["payment_id"])
