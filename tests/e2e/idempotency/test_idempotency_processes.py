@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from idempotency.provider.admin import ProviderAdmin
-from idempotency.testing import ApiFactory, RunningApi
+from idempotency.testing import ApiFactory
 from labs.testing.processes import Children
 from labs.testing.waiting import until, until_awaited
 
@@ -24,12 +24,16 @@ BODY = {"amount": 990, "currency": "EUR", "customer": "cus_outbox"}
 ALICE = {"X-Api-Key": "sk_test_alice", "Idempotency-Key": "outbox-1"}
 
 
-async def status_of(api: RunningApi | httpx.AsyncClient, payment: dict[str, Any]) -> str:
+async def status_of(http: httpx.AsyncClient, payment: dict[str, Any]) -> str:
     """Return the payment's status as the API reads it now."""
-    http = api.http if isinstance(api, RunningApi) else api
     answer = await http.get(f"/v1/payments/{payment['id']}", headers=ALICE)
     status: str = answer.raise_for_status().json()["status"]
     return status
+
+
+async def is_settled(http: httpx.AsyncClient, payment: dict[str, Any]) -> bool:
+    """Whether the payment has left `pending`."""
+    return await status_of(http, payment) != "pending"
 
 
 @pytest.mark.slow
@@ -49,18 +53,13 @@ async def test_a_charger_killed_after_the_charge_is_replaced_without_a_second_ch
         await until(lambda: doomed.process.poll() is not None, "the crash", timeout_s=60)
         assert doomed.process.returncode == -signal.SIGKILL, doomed.log()
         assert [c["reference"] for c in await provider.charges()] == [payment["id"]]
-        assert await status_of(api, payment) == "pending"
+        assert await status_of(api.http, payment) == "pending"
         children.start("idempotency.charger", env=idempotency_env)
         await until_awaited(
-            lambda: is_settled(api, payment), "the second charger to settle it", timeout_s=60
+            lambda: is_settled(api.http, payment), "the second charger to settle it", timeout_s=60
         )
     charges = await provider.charges()
     assert [(c["reference"], c["idempotency_key"]) for c in charges] == [(payment["id"],) * 2]
-
-
-async def is_settled(api: RunningApi | httpx.AsyncClient, payment: dict[str, Any]) -> bool:
-    """Whether the payment has left `pending`."""
-    return await status_of(api, payment) != "pending"
 
 
 @pytest.mark.slow
