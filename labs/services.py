@@ -49,5 +49,19 @@ SERVICES: dict[str, Service] = {
             8103,
             ("redis_url",),
         ),
+        Service(
+            "idempotency",
+            "idempotency.app:create_app",
+            "payments under six idempotency strategies, with the provider it needs",
+            8104,
+            ("redis_url", "database_url", "kafka_bootstrap_servers"),
+        ),
+        Service(
+            "payment-provider",
+            "idempotency.provider:create_app",
+            "a payment provider that keeps the ledger of truth, with injectable faults",
+            8105,
+            ("database_url",),
+        ),
     )
 }

@@ -1,0 +1,1 @@
+"""The redis-lock strategy's Lua scripts, loaded with `labs.lua.load("idempotency.lua", name)`."""
